@@ -1,0 +1,144 @@
+"""Decode, validate and prepare image bytes: the one place that turns bytes into model input."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+# Pillow's own decompression-bomb limit (about 89 Mpx) is enforced as an error, not a warning.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+EXTENSIONS = {
+    "JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp",
+    "TIFF": "tif", "MPO": "jpg", "ICO": "ico", "PPM": "ppm", "JPEG2000": "jp2",
+}
+
+
+class ImageError(Exception):
+    """An image that cannot be used, with a short machine-readable reason."""
+
+    def __init__(self, reason: str, detail: str = "", status: str = "error"):
+        self.reason, self.detail, self.status = reason, detail, status
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a decoded image is, as stored (before any conversion)."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    frames: int = 1
+
+    @property
+    def extension(self) -> str:
+        return extension_for(self.format)
+
+
+def extension_for(fmt: str | None) -> str:
+    """File extension (without dot) for a Pillow format name."""
+    return EXTENSIONS.get((fmt or "").upper(), (fmt or "bin").lower())
+
+
+def sniff(data: bytes) -> str | None:
+    """Cheap content check for things Pillow must not be asked to decode: SVG, PDF, HTML."""
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"%pdf"):
+        return "pdf"
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        return "svg"
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "html"
+    return None
+
+
+def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_size: int | None = None):
+    """Decode bytes fully into a Pillow image and its ImageInfo, or raise ImageError.
+
+    ``draft_size`` lets JPEG decode at a reduced scale (at least that many pixels a side):
+    the stream is still read to the end, so truncation is still caught.
+    """
+    if not data:
+        raise ImageError("empty", "zero-byte content")
+    kind = sniff(data)
+    if kind == "svg":
+        raise ImageError("svg_not_supported", "SVG vector images are not rasterized", status="skipped")
+    if kind in ("pdf", "html"):
+        raise ImageError("not_an_image", f"content is {kind.upper()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+            info = ImageInfo(img.width, img.height, img.format or "unknown", img.mode,
+                             getattr(img, "n_frames", 1))
+            _check_pixels(info, max_pixels)
+            if draft_size and img.format == "JPEG":
+                img.draft("RGB", (draft_size, draft_size))
+            img.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError("decompression_bomb", str(exc)) from None
+        except UnidentifiedImageError:
+            raise ImageError("not_an_image", "content is not a recognised image format") from None
+        except OSError as exc:
+            reason = "truncated" if "truncated" in str(exc).lower() else "undecodable"
+            raise ImageError(reason, str(exc)) from None
+        except (ValueError, SyntaxError, EOFError, TypeError, IndexError) as exc:
+            raise ImageError("undecodable", f"{type(exc).__name__}: {exc}") from None
+    return img, info
+
+
+def _check_pixels(info: ImageInfo, max_pixels: int | None) -> None:
+    if max_pixels and info.width * info.height > max_pixels:
+        raise ImageError("decompression_bomb",
+                         f"{info.width}x{info.height} exceeds the {max_pixels} pixel limit")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB: alpha onto white, 16-bit/float rescaled, CMYK converted."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        img = _rescale_to_l(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _rescale_to_l(img: Image.Image) -> Image.Image:
+    """Stretch a 16-bit or float image's own value range onto 0..255."""
+    arr = np.asarray(img, dtype=np.float32)
+    lo, hi = float(arr.min()), float(arr.max())
+    scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    return Image.fromarray(scaled.astype(np.uint8), mode="L")
+
+
+def resize_square(img: Image.Image, size: int) -> np.ndarray:
+    """Squash an RGB image to size x size and return it as uint8 HxWx3."""
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def prepare(data: bytes, size: int, min_size: int = 0,
+            max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[ImageInfo, np.ndarray]:
+    """Bytes -> (ImageInfo, uint8 model input); raises ImageError, with ``too_small`` as skipped."""
+    img, info = open_image(data, max_pixels=max_pixels, draft_size=size)
+    if min(info.width, info.height) < min_size:
+        raise ImageError("too_small", f"{info.width}x{info.height} is below {min_size}x{min_size}",
+                         status="skipped")
+    return info, resize_square(to_rgb(img), size)
+
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False

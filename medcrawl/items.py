@@ -1,0 +1,47 @@
+"""The row schema: one ImageItem per image occurrence, shared by the crawl feeds and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+# Feed columns, in order. FEED_EXPORT_FIELDS uses this, so internal fields never reach a feed.
+ROW_FIELDS = (
+    "image_url", "source_url", "source_type", "pdf_page", "path", "sha256",
+    "width", "height", "format", "label", "medical_probability", "confidence",
+    "model", "status", "error",
+)
+
+
+@dataclass
+class ImageItem:
+    """One image seen at one place (a page or a PDF); ``body`` holds bytes already in hand."""
+
+    image_url: str = ""
+    source_url: str = ""
+    source_type: str = "html"          # html | pdf | file | url
+    pdf_page: int | None = None        # 1-based page number for PDF images
+    path: str = ""                     # stored file, relative to the store root
+    sha256: str = ""                   # of the stored original bytes
+    width: int | None = None
+    height: int | None = None
+    format: str = ""
+    label: str = ""                    # medical | non-medical
+    medical_probability: float | None = None
+    confidence: float | None = None
+    model: str = ""
+    status: str = ""                   # ok | skipped | error
+    error: str = ""                    # specific reason when status is not ok
+    body: bytes | None = field(default=None, repr=False)   # internal: never exported
+
+    def fail(self, reason: str, status: str = "error") -> "ImageItem":
+        """Mark this row as skipped or failed with a specific reason (the first reason wins)."""
+        if self.status not in ("error", "skipped"):
+            self.status, self.error = status, reason
+        return self
+
+    def row(self) -> dict:
+        """The exported columns only, in ROW_FIELDS order."""
+        return {name: getattr(self, name) for name in ROW_FIELDS}
+
+
+assert set(ROW_FIELDS) <= {f.name for f in fields(ImageItem)}
