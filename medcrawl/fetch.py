@@ -1,0 +1,202 @@
+"""HTTP(S) fetching for one-off inputs: byte and time limits, and a guard against private addresses.
+
+The guard resolves the host first, refuses the request if any address is not public (private,
+loopback, link-local, multicast, reserved, unspecified, shared) and then connects to the address
+it checked, so a second DNS answer cannot swap in another one. Every redirect hop is checked the
+same way. Proxies from the environment are not used: a proxy would bypass the guard.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+import zlib
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from medcrawl import __version__
+
+USER_AGENT = f"medcrawl/{__version__} (one-off classification)"
+REDIRECTS = (301, 302, 303, 307, 308)
+CHUNK = 64 * 1024
+
+
+class FetchError(Exception):
+    """A URL that could not be fetched, with a short machine-readable reason."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """What one fetch may cost and where it may go."""
+
+    timeout: float = 20.0                  # seconds for the whole fetch, redirects included
+    max_bytes: int = 100 * 1024 * 1024     # body size limit, after content decoding
+    max_redirects: int = 5
+    allow_private: bool = False            # allow every non-public address
+    allowed_networks: tuple[str, ...] = ()  # CIDR blocks allowed even when allow_private is off
+    user_agent: str = USER_AGENT
+
+
+@dataclass(frozen=True)
+class Response:
+    """A fetched body and what the server said about it."""
+
+    url: str                                # final URL, after redirects
+    status: int
+    content_type: str                       # media type only, lower case, no parameters
+    body: bytes = field(repr=False)
+
+
+def address_problem(address: str, allowed: tuple = ()) -> str | None:
+    """Why an IP address is not public (e.g. 'loopback'), or None if it may be fetched."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in allowed):
+        return None
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
+        if getattr(ip, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None if ip.is_global else "non-global"
+
+
+class AddressGuard:
+    """Resolve a host and refuse it unless every address it resolves to may be fetched."""
+
+    def __init__(self, allow_private: bool = False, allowed_networks: tuple[str, ...] = ()):
+        self.allow_private = allow_private
+        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
+
+    def resolve(self, host: str, port: int) -> str:
+        """The address to connect to; raises FetchError('dns_error' or 'private_address')."""
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError("dns_error", f"cannot resolve {host}: {exc}") from None
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        if not self.allow_private:
+            for address in addresses:
+                problem = address_problem(address, self.allowed)
+                if problem:
+                    raise FetchError("private_address", f"{host} resolves to {problem} address "
+                                     f"{address}; use --allow-private-urls to allow it")
+        return addresses[0]
+
+
+class Fetcher:
+    """GET one URL at a time within FetchLimits; thread-safe (no shared connection state)."""
+
+    def __init__(self, limits: FetchLimits | None = None):
+        self.limits = limits or FetchLimits()
+        self.guard = AddressGuard(self.limits.allow_private, self.limits.allowed_networks)
+        self._ssl = ssl.create_default_context()
+
+    def get(self, url: str) -> Response:
+        """Fetch a URL, following checked redirects; raises FetchError with a specific reason."""
+        deadline = time.monotonic() + self.limits.timeout
+        for _ in range(self.limits.max_redirects + 1):
+            status, headers, body = self._request(url, deadline)
+            location = headers.get("location")
+            if status in REDIRECTS and location:
+                url = urljoin(url, location.strip())
+                continue
+            if status >= 400:
+                raise FetchError(f"http_{status}", f"{url} answered HTTP {status}")
+            media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            return Response(url, status, media, body)
+        raise FetchError("too_many_redirects", f"more than {self.limits.max_redirects} redirects")
+
+    def _request(self, url: str, deadline: float) -> tuple[int, http.client.HTTPMessage, bytes]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise FetchError("unsupported_scheme", f"only http and https URLs can be fetched: {url}")
+        if not parts.hostname:
+            raise FetchError("bad_url", f"no host in {url}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise FetchError("bad_url", f"{url}: {exc}") from None
+        address = self.guard.resolve(parts.hostname, port)
+        conn = self._connection(parts.scheme, parts.hostname, port, address, deadline)
+        try:
+            conn.request("GET", _target(parts), headers={
+                "User-Agent": self.limits.user_agent, "Accept": "*/*",
+                "Accept-Encoding": "gzip, deflate"})
+            sock = conn.sock            # getresponse() may drop conn.sock on "Connection: close"
+            resp = conn.getresponse()
+            if resp.status in REDIRECTS or resp.status >= 400:
+                return resp.status, resp.headers, b""
+            return resp.status, resp.headers, self._read(sock, resp, deadline, url)
+        except FetchError:
+            raise
+        except (TimeoutError, socket.timeout):
+            raise FetchError("timeout", f"{url} took longer than {self.limits.timeout:g}s") from None
+        except ssl.SSLError as exc:
+            raise FetchError("tls_error", f"{url}: {exc}") from None
+        except zlib.error as exc:
+            raise FetchError("bad_encoding", f"{url}: {exc}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise FetchError("connection_error", f"{url}: {type(exc).__name__}: {exc}") from None
+        finally:
+            conn.close()
+
+    def _connection(self, scheme, host, port, address, deadline) -> http.client.HTTPConnection:
+        """A connection to ``host`` that opens its socket to the already checked ``address``."""
+        timeout = _remaining(deadline, self.limits.timeout)
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn._create_connection = lambda _addr, tmo, src: socket.create_connection(
+            (address, port), tmo, src)
+        return conn
+
+    def _read(self, sock, resp: http.client.HTTPResponse, deadline: float, url: str) -> bytes:
+        """Read and decode the body, enforcing max_bytes and the deadline."""
+        limit = self.limits.max_bytes
+        length = resp.getheader("content-length", "")
+        if length.isdigit() and int(length) > limit and not resp.getheader("content-encoding"):
+            raise FetchError("too_large", f"{url} is {length} bytes, over the {limit} byte limit")
+        decoder = _decoder(resp.getheader("content-encoding", ""), url)
+        out = bytearray()
+        while True:
+            sock.settimeout(_remaining(deadline, self.limits.timeout))
+            chunk = resp.read1(CHUNK)
+            if not chunk:
+                break
+            out += decoder.decompress(chunk, limit + 1 - len(out)) if decoder else chunk
+            if len(out) > limit:
+                raise FetchError("too_large", f"{url} is over the {limit} byte limit")
+        if decoder:
+            out += decoder.flush()
+        return bytes(out)
+
+
+def _target(parts) -> str:
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def _remaining(deadline: float, timeout: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError("timeout", f"took longer than {timeout:g}s")
+    return left
+
+
+def _decoder(encoding: str, url: str):
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise FetchError("unsupported_encoding", f"{url} uses Content-Encoding {encoding}")
