@@ -1,0 +1,108 @@
+"""Training and evaluation end to end on a tiny generated dataset, and the model API's errors."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from medcrawl.classifier import Classifier, ModelError
+from training import evaluate, train
+
+
+def radiograph(rng) -> Image.Image:
+    """Grey, smooth, centred bright body on black: a stand-in medical image."""
+    y, x = np.mgrid[-1:1:96j, -1:1:96j]
+    body = np.exp(-((x / rng.uniform(0.3, 0.6)) ** 2 + (y / rng.uniform(0.4, 0.8)) ** 2))
+    arr = (body * 220 + rng.normal(0, 12, body.shape)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "L")
+
+
+def drawing(rng) -> Image.Image:
+    """Bright flat-coloured shapes on white: a stand-in logo or chart."""
+    img = Image.new("RGB", (96, 96), "white")
+    draw = ImageDraw.Draw(img)
+    for _ in range(4):
+        x0, y0 = rng.integers(0, 60, 2)
+        draw.rectangle([x0, y0, x0 + 30, y0 + 30], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    return img
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for label, make in (("medical", radiograph), ("non-medical", drawing)):
+        for source in ("a", "b"):
+            folder = root / label / f"{label}-{source}"
+            folder.mkdir(parents=True)
+            for i in range(8):
+                make(rng).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    work = tmp_path_factory.mktemp("work")
+    args = ["--data", str(dataset), "--out", str(out), "--work", str(work), "--views", "2", "--epochs", "3"]
+    train.main(args)
+    folds = sorted(p.name for p in (work / "folds" / "tiny").iterdir())
+    assert folds == ["medical-a.npy", "medical-b.npy", "non-medical-a.npy", "non-medical-b.npy"]
+    train.main(args)      # a rerun resumes from the cached features and folds
+    return out
+
+
+def test_training_writes_a_loadable_model_with_heldout_metrics(model_dir):
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert 0 < meta["threshold"] < 1 and meta["temperature"] > 0
+    assert meta["litert_max_abs_diff"] <= 1e-3
+    assert {"balanced_accuracy", "ece", "min_source_accuracy"} <= set(meta["heldout"])
+    for png in ("confusion_matrix", "roc", "reliability"):
+        assert (model_dir / "evaluation" / f"heldout_{png}.png").stat().st_size > 1000
+    clf = Classifier.load(model_dir)
+    probs = clf.predict(np.zeros((3, clf.input_size, clf.input_size, 3), np.uint8))
+    assert probs.shape == (3,) and ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_evaluate_reports_every_source(model_dir, dataset, tmp_path, capsys):
+    summary = evaluate.main(["--model", str(model_dir), "--data", str(dataset), "--out", str(tmp_path),
+                             "--prefix", "t_"])
+    assert {r["source"] for r in summary["per_source"]} == {
+        "medical-a", "medical-b", "non-medical-a", "non-medical-b"}
+    assert summary["images"] == 32 and summary["roc_auc"] is not None
+    saved = json.loads((tmp_path / "t_metrics.json").read_text())
+    assert saved["confusion_matrix"] == summary["confusion_matrix"]
+    assert "ROC AUC" in capsys.readouterr().out
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="model.json is missing"):
+        Classifier.load(tmp_path / "nowhere")
+
+
+def test_corrupt_model_file_is_refused(model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    blob = bytearray((broken / "model.tflite").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (broken / "model.tflite").write_bytes(bytes(blob))
+    with pytest.raises(ModelError, match="corrupt"):
+        Classifier.load(broken, engine="litert")
+
+
+def test_mismatched_metadata_is_refused(model_dir, tmp_path):
+    odd = tmp_path / "odd"
+    shutil.copytree(model_dir, odd)
+    meta = json.loads((odd / "model.json").read_text())
+    meta["input_size"] = 96
+    (odd / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not accept 96x96"):
+        Classifier.load(odd, engine="keras")
+
+
+def test_wrong_batch_is_rejected(model_dir):
+    clf = Classifier.load(model_dir)
+    with pytest.raises(ValueError, match="uint8 batch"):
+        clf.predict(np.zeros((1, 10, 10, 3), np.float32))

@@ -1,0 +1,39 @@
+"""Find labelled images in folder trees: ``medical/<source>/**`` and ``non-medical/<source>/**``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+LABELS = ("non-medical", "medical")          # index = class id
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def scan(roots: list[str | Path]) -> pd.DataFrame:
+    """One row per image: path, label (0/1), label_name, source (first folder under the label), root."""
+    rows = []
+    for root in map(Path, roots):
+        found = 0
+        for y, name in enumerate(LABELS):
+            base = root / name
+            for path in sorted(base.rglob("*")) if base.is_dir() else []:
+                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                    rel = path.relative_to(base).parts
+                    source = rel[0] if len(rel) > 1 else root.name
+                    rows.append((str(path), y, name, source, str(root)))
+                    found += 1
+        if not found:
+            raise SystemExit(f"no images under {root}/medical or {root}/non-medical")
+    return pd.DataFrame(rows, columns=["path", "label", "label_name", "source", "root"])
+
+
+def balanced_weights(frame: pd.DataFrame) -> pd.Series:
+    """Sample weights giving each class equal total weight, split equally over its sources."""
+    weights = pd.Series(1.0, index=frame.index)
+    for _, cls in frame.groupby("label"):
+        per_source = cls.groupby("source").size()
+        for source, count in per_source.items():
+            idx = cls.index[cls["source"] == source]
+            weights[idx] = 1.0 / (len(per_source) * count)
+    return weights * len(frame) / weights.sum()

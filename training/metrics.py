@@ -1,0 +1,116 @@
+"""Metrics and plots shared by training (held-out folds) and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from sklearn import metrics as skm
+
+from training.data import LABELS
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 15) -> float:
+    """ECE of the medical probability over equal-width bins."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            total += mask.mean() * abs(p[mask].mean() - y[mask].mean())
+    return float(total)
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The probability threshold with the best balanced accuracy (ties: closest to 0.5)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    scores = [skm.balanced_accuracy_score(y, p >= t) for t in grid]
+    best = max(scores)
+    return float(min((t for t, s in zip(grid, scores) if s >= best - 1e-9), key=lambda t: abs(t - 0.5)))
+
+
+def fit_temperature(y: np.ndarray, logits: np.ndarray) -> float:
+    """Temperature T minimising the log loss of sigmoid(logits / T)."""
+    def nll(log_t):
+        z = logits / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0, z) - y * z))
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def summarize(frame: pd.DataFrame, threshold: float) -> dict:
+    """Metrics for a frame with columns label (0/1), prob, source."""
+    y, p = frame["label"].to_numpy(), frame["prob"].to_numpy()
+    pred = (p >= threshold).astype(int)
+    per_source = (frame.assign(correct=pred == y).groupby(["label_name", "source"])
+                  .agg(images=("correct", "size"), accuracy=("correct", "mean")).reset_index())
+    out = {
+        "images": int(len(frame)),
+        "threshold": threshold,
+        "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)),
+        "ece": expected_calibration_error(y, p),
+        "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+        "report": skm.classification_report(y, pred, labels=[0, 1], target_names=list(LABELS),
+                                            digits=4, zero_division=0),
+        "per_source": per_source.to_dict("records"),
+        "mean_source_accuracy": float(per_source["accuracy"].mean()),
+        "min_source_accuracy": float(per_source["accuracy"].min()),
+    }
+    out["roc_auc"] = float(skm.roc_auc_score(y, p)) if len(set(y)) == 2 else None
+    return out
+
+
+def print_summary(title: str, summary: dict) -> None:
+    """Human-readable report on stdout."""
+    print(f"== {title}: {summary['images']} images, threshold {summary['threshold']:.2f}")
+    print(summary["report"])
+    print("confusion matrix (rows true non-medical/medical, cols predicted):", summary["confusion_matrix"])
+    auc = summary["roc_auc"]
+    print(f"accuracy {summary['accuracy']:.4f}  balanced accuracy {summary['balanced_accuracy']:.4f}  "
+          f"ROC AUC {auc if auc is None else round(auc, 4)}  ECE {summary['ece']:.4f}")
+    print(f"{'label':12s} {'source':28s} {'images':>7s} {'accuracy':>9s}")
+    for row in summary["per_source"]:
+        print(f"{row['label_name']:12s} {row['source']:28s} {row['images']:7d} {row['accuracy']:9.4f}")
+    print(f"mean source accuracy {summary['mean_source_accuracy']:.4f}, "
+          f"min {summary['min_source_accuracy']:.4f}")
+
+
+def write_report(frame: pd.DataFrame, summary: dict, out_dir: Path, prefix: str) -> None:
+    """metrics JSON, predictions CSV and the three PNG plots."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{prefix}metrics.json").write_text(json.dumps(summary, indent=2))
+    frame.to_csv(out_dir / f"{prefix}predictions.csv", index=False)
+    plot_all(frame["label"].to_numpy(), frame["prob"].to_numpy(), summary, out_dir, prefix)
+
+
+def plot_all(y, p, summary, out_dir: Path, prefix: str) -> None:
+    """Confusion matrix, ROC curve and reliability diagram as PNG files."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    skm.ConfusionMatrixDisplay(np.array(summary["confusion_matrix"]), display_labels=LABELS).plot(
+        ax=ax, colorbar=False)
+    ax.set_title("Confusion matrix")
+    fig.tight_layout(); fig.savefig(out_dir / f"{prefix}confusion_matrix.png", dpi=120); plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    if len(set(y)) == 2:
+        skm.RocCurveDisplay.from_predictions(y, p, ax=ax)
+    ax.set_title(f"ROC (AUC {summary['roc_auc'] or float('nan'):.4f})")
+    fig.tight_layout(); fig.savefig(out_dir / f"{prefix}roc.png", dpi=120); plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    edges = np.linspace(0, 1, 16)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, 14)
+    centers = [(p[idx == b].mean(), y[idx == b].mean()) for b in range(15) if (idx == b).any()]
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.plot(*zip(*centers), "o-")
+    ax.set_xlabel("predicted medical probability"); ax.set_ylabel("fraction medical")
+    ax.set_title(f"Reliability (ECE {summary['ece']:.4f})")
+    fig.tight_layout(); fig.savefig(out_dir / f"{prefix}reliability.png", dpi=120); plt.close(fig)
