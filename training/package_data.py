@@ -151,6 +151,7 @@ class Source:
     modality = ""
     packages: tuple[Package, ...] = ()
     hard_every = 4                  # every 4th key is kept for the hard set; 0: none, 1: all
+    near_duplicates = True          # drop images that look like one already stored
 
     def require(self) -> None:
         """Raise MissingPackageError if a package this source reads is missing."""
@@ -230,8 +231,9 @@ PYDICOM_DATA = Package("pypi", "pydicom-data")
 UNCOMPRESSED_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
                          "1.2.840.10008.1.2.1.99")
 
-# A CT perfusion parameter map meant for colour display: not a CT image as a reader sees one.
-EXCLUDED_DICOM = frozenset({"eCT_Supplemental.dcm"})
+# Not images a reader would see: a CT perfusion parameter map meant for colour display, and a
+# 60x80 "US" test file whose pixels are a flat test pattern.
+EXCLUDED_DICOM = frozenset({"eCT_Supplemental.dcm", "ExplVR_BigEnd.dcm"})
 
 
 @dataclass(frozen=True)
@@ -515,7 +517,9 @@ class OxygenIcons(FileSource):
 
 
 class TuxpaintStamps(FileSource):
-    name, label, modality = "pkg-tuxpaint-stamps", NON_MEDICAL, "photo"
+    """Tux Paint stamps: cut-out photos and drawings of objects, animals, food, letters."""
+
+    name, label, modality = "pkg-tuxpaint-stamps", NON_MEDICAL, "stamp"
     packages, roots = (Package("deb", "tuxpaint-stamps-default"),), ("/usr/share/tuxpaint/stamps",)
     lossless = False
 
@@ -652,7 +656,7 @@ class DatasetWriter:
         if digest in self.seen:
             self.dropped[(source.name, "duplicate")] += 1
             return False
-        if self.near_duplicate(source.name, img):
+        if source.near_duplicates and self.near_duplicate(source.name, img):
             self.dropped[(source.name, "near_duplicate")] += 1
             return False
         self.seen.add(digest)
