@@ -611,7 +611,7 @@ def encode(sample: Sample, max_side: int) -> tuple[bytes, str, Image.Image]:
                          Image.LANCZOS)
     buf = io.BytesIO()
     if sample.lossless:
-        img.save(buf, "PNG", optimize=True)
+        img.save(buf, "PNG")
         return buf.getvalue(), "png", img
     img.save(buf, "JPEG", quality=JPEG_QUALITY)
     return buf.getvalue(), "jpg", img
