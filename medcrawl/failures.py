@@ -1,0 +1,64 @@
+"""Turn download failures into the short reasons that feed rows and stats carry."""
+
+from __future__ import annotations
+
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+    UnsupportedURLSchemeError,
+)
+from scrapy.pipelines.media import FileException
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import error as tx_error
+
+ERROR, SKIPPED = "error", "skipped"
+BY_TYPE: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((DownloadTimeoutError, TimeoutError, tx_error.TimeoutError), "timeout"),
+    ((CannotResolveHostError, tx_error.DNSLookupError), "dns_error"),
+    ((DownloadConnectionRefusedError, ConnectionRefusedError, tx_error.ConnectionRefusedError),
+     "connection_refused"),
+    ((ResponseDataLossError,), "data_loss"),
+    ((UnsupportedURLSchemeError,), "unsupported_scheme"),
+    ((DownloadFailedError, tx_error.ConnectionLost, ConnectionError), "connection_failed"),
+)
+
+
+class MediaFailure(FileException):
+    """A media download that produced no usable bytes, with its row reason and status."""
+
+    def __init__(self, reason: str, status: str = ERROR):
+        self.reason, self.status = reason, status
+        super().__init__(reason)
+
+
+def failure_reason(exc: BaseException | None) -> tuple[str, str]:
+    """(reason, status) for an exception raised while downloading an image or a PDF."""
+    if isinstance(exc, MediaFailure):
+        return exc.reason, exc.status
+    if isinstance(exc, HttpError):
+        return f"http_{exc.response.status}", ERROR
+    if isinstance(exc, DownloadCancelledError) or _too_large(exc):
+        return ("too_large" if _too_large(exc) else "cancelled"), ERROR
+    if isinstance(exc, IgnoreRequest):
+        return _ignored_reason(str(exc)), SKIPPED
+    for types, reason in BY_TYPE:
+        if isinstance(exc, types):
+            return reason, ERROR
+    return "download_failed", ERROR
+
+
+def _too_large(exc: BaseException | None) -> bool:
+    return "max size" in str(exc)
+
+
+def _ignored_reason(message: str) -> str:
+    if "robots.txt" in message:
+        return "robots_txt"
+    if "offsite" in message:
+        return "offsite"
+    return "ignored"

@@ -1,0 +1,134 @@
+"""Pull every embedded image out of a PDF with PyMuPDF (shared by the crawl and the CLI).
+
+PyMuPDF is not thread-safe: call ``extract_pdf_images`` from one thread at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pymupdf
+
+# Compressed image streams kept as their original bytes when no mask or colour conversion is
+# needed; every other image is decoded by MuPDF and written as a lossless PNG.
+ORIGINAL_STREAMS = {"DCTDecode": "jpg", "JPXDecode": "jp2"}
+PDF_CONTENT_TYPES = ("application/pdf", "application/x-pdf", "application/acrobat")
+
+pymupdf.TOOLS.mupdf_display_errors(False)
+pymupdf.TOOLS.mupdf_display_warnings(False)
+
+
+@dataclass
+class PdfImage:
+    """One distinct embedded image: its bytes and the first (1-based) page it sits on."""
+
+    data: bytes
+    ext: str
+    page: int
+    xref: int
+    width: int
+    height: int
+
+
+class PdfError(Exception):
+    """A PDF that cannot be read, with a short reason: pdf_encrypted or pdf_malformed."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def looks_like_pdf(data: bytes, content_type: str = "") -> bool:
+    """True for a PDF content type or the %PDF magic near the start of the bytes."""
+    if any(t in (content_type or "").lower() for t in PDF_CONTENT_TYPES):
+        return True
+    return b"%PDF-" in data[:1024]
+
+
+def extract_pdf_images(data: bytes, max_images: int | None = None) -> list[PdfImage]:
+    """Every distinct image (by xref) in page order; raises PdfError for unreadable PDFs."""
+    doc = _open(data)
+    try:
+        found: list[PdfImage] = []
+        seen: set[int] = set()
+        for pno in range(doc.page_count):
+            for entry in _page_images(doc, pno):
+                xref, smask, stream_filter = entry[0], entry[1], entry[8]
+                if xref in seen:
+                    continue
+                seen.add(xref)
+                found.append(_extract(doc, xref, smask, stream_filter, pno + 1))
+                if max_images and len(found) >= max_images:
+                    return found
+        return found
+    finally:
+        doc.close()
+
+
+def _open(data: bytes) -> pymupdf.Document:
+    if not data:
+        raise PdfError("pdf_malformed", "zero-byte content")
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    except Exception as exc:  # noqa: BLE001 - MuPDF raises several types for broken files
+        raise PdfError("pdf_malformed", str(exc)) from None
+    if doc.needs_pass:
+        doc.close()
+        raise PdfError("pdf_encrypted", "the PDF needs a password")
+    if doc.page_count == 0:
+        doc.close()
+        raise PdfError("pdf_malformed", "no readable pages")
+    return doc
+
+
+def _page_images(doc: pymupdf.Document, pno: int) -> list[tuple]:
+    """Images a page uses (also inside its form XObjects); a broken page yields none."""
+    try:
+        return doc.get_page_images(pno, full=True)
+    except Exception:  # noqa: BLE001 - one broken page must not lose the others
+        return []
+
+
+def _extract(doc: pymupdf.Document, xref: int, smask: int, stream_filter: str,
+             page: int) -> PdfImage:
+    """Original JPEG/JPEG 2000 bytes when usable as is; else a lossless gray/RGB(A) PNG."""
+    try:
+        ext = ORIGINAL_STREAMS.get(stream_filter)
+        if ext and not smask:
+            info = doc.extract_image(xref)
+            if info["colorspace"] in (1, 3):
+                return PdfImage(info["image"], ext, page, xref, info["width"], info["height"])
+        pix = _to_rgb(pymupdf.Pixmap(doc, xref))
+        if smask:
+            pix = _apply_mask(doc, pix, smask)
+        return PdfImage(pix.tobytes("png"), "png", page, xref, pix.width, pix.height)
+    except Exception:  # noqa: BLE001 - keep the raw stream so the row records why it failed
+        raw = _raw_stream(doc, xref)
+        return PdfImage(raw, "bin", page, xref, 0, 0)
+
+
+def _to_rgb(pix: pymupdf.Pixmap) -> pymupdf.Pixmap:
+    """Drop alpha and convert CMYK / other colour spaces to RGB; gray stays gray."""
+    if pix.alpha:
+        pix = pymupdf.Pixmap(pix, 0)
+    if pix.colorspace is None or pix.colorspace.n not in (1, 3):
+        pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
+    return pix
+
+
+def _apply_mask(doc: pymupdf.Document, pix: pymupdf.Pixmap, smask: int) -> pymupdf.Pixmap:
+    """The image with its soft mask as alpha channel (unmasked if the mask does not fit)."""
+    try:
+        mask = pymupdf.Pixmap(doc, smask)
+        if mask.alpha or mask.n != 1:
+            mask = pymupdf.Pixmap(pymupdf.csGRAY, pymupdf.Pixmap(mask, 0) if mask.alpha else mask)
+        return pymupdf.Pixmap(pix, mask)
+    except Exception:  # noqa: BLE001 - a mask of another size or kind: keep the base image
+        return pix
+
+
+def _raw_stream(doc: pymupdf.Document, xref: int) -> bytes:
+    try:
+        return doc.xref_stream_raw(xref) or b""
+    except Exception:  # noqa: BLE001
+        return b""

@@ -1,0 +1,165 @@
+"""Download row images with Scrapy's FilesPipeline and keep each distinct content once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from io import BytesIO
+from typing import Any
+
+from scrapy.http import Request, Response
+from scrapy.http.request import NO_CALLBACK
+from scrapy.pipelines.files import FilesPipeline
+from scrapy.pipelines.media import FileInfoOrError, MediaPipeline
+from scrapy.statscollectors import StatsCollector
+from scrapy.utils.defer import ensure_awaitable
+
+from medcrawl.config import Config
+from medcrawl.failures import MediaFailure, failure_reason
+from medcrawl.images import sniff
+from medcrawl.items import ImageItem
+
+logger = logging.getLogger(__name__)
+
+# Magic bytes -> file extension for the image formats the store keeps.
+MAGIC = (
+    (b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+    (b"II*\x00", "tif"), (b"MM\x00*", "tif"), (b"\x00\x00\x01\x00", "ico"),
+    (b"\x00\x00\x00\x0cjP  \r\n", "jp2"), (b"\xff\x4f\xff\x51", "j2k"),
+)
+
+
+def content_extension(data: bytes) -> str | None:
+    """Extension of an image format recognised by its magic bytes, else None (not stored)."""
+    for magic, ext in MAGIC:
+        if data.startswith(magic):
+            return ext
+    if data[:2] == b"BM" and data[6:10] == b"\0\0\0\0":
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "avif"
+    return "svg" if sniff(data) == "svg" else None
+
+
+class ContentStore:
+    """Content-addressed storage in any Scrapy files store: ``full/ab/<sha256>.<ext>``, once.
+
+    ``is_stored``/``mark_stored`` are the extension points for a persistent sha256 index.
+    """
+
+    def __init__(self, store: Any, stats: StatsCollector):
+        self.store, self.stats = store, stats
+        self._stored: set[str] = set()
+
+    @staticmethod
+    def key(data: bytes) -> tuple[str, str]:
+        """(sha256, store path) of some bytes; the path is empty for non-image content."""
+        sha = hashlib.sha256(data).hexdigest()
+        ext = content_extension(data)
+        return sha, (f"full/{sha[:2]}/{sha}.{ext}" if ext else "")
+
+    def is_stored(self, sha256: str) -> bool:
+        return sha256 in self._stored
+
+    def mark_stored(self, sha256: str, stored: bool = True) -> None:
+        (self._stored.add if stored else self._stored.discard)(sha256)
+
+    async def persist(self, data: bytes, info: MediaPipeline.SpiderInfo) -> tuple[str, str]:
+        """Store bytes unless this content is already stored; return (sha256, path)."""
+        sha, path = self.key(data)
+        if not path:
+            self.stats.inc_value("medcrawl/store/not_an_image")
+        elif self.is_stored(sha):
+            self.stats.inc_value("medcrawl/store/duplicate")
+        else:
+            self.mark_stored(sha)
+            try:
+                await ensure_awaitable(self.store.persist_file(path, BytesIO(data), info))
+            except Exception as exc:
+                self.mark_stored(sha, False)
+                logger.error("Cannot store %s: %s", path, exc)
+                raise MediaFailure("store_failed") from None
+            self.stats.inc_value("medcrawl/stored")
+            self.stats.inc_value("medcrawl/stored_bytes", len(data))
+        return sha, path
+
+
+class ImageStorePipeline(FilesPipeline):
+    """Fetch each row's ``image_url`` (or take its ``body``) and store the original bytes by content.
+
+    Rows keep ``body`` for the classifier; failed downloads become rows with a specific reason.
+    """
+
+    MEDIA_NAME = "image"
+
+    def __init__(self, store_uri: str, *, crawler: Any):
+        super().__init__(store_uri, crawler=crawler)
+        self.config = Config.from_settings(crawler.settings)
+        self.content = ContentStore(self.store, crawler.stats)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> "ImageStorePipeline":
+        settings = crawler.settings
+        cls._update_stores(settings)
+        return cls(settings.get("IMAGES_STORE") or settings.get("FILES_STORE"), crawler=crawler)
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, ImageItem) or item.status:
+            return item
+        if item.body is not None:
+            try:
+                item.sha256, item.path = await self.content.persist(item.body, self.spiderinfo)
+            except MediaFailure as exc:
+                item.fail(exc.reason, exc.status)
+            return item
+        return await super().process_item(item)
+
+    def get_media_requests(self, item: ImageItem, info: MediaPipeline.SpiderInfo) -> list[Request]:
+        headers = {"Referer": item.source_url} if item.source_url else {}
+        meta = {"allow_offsite": True} if self.config.offsite_media else {}
+        return [Request(item.image_url, callback=NO_CALLBACK, headers=headers, meta=meta)]
+
+    def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,
+                          item: Any = None) -> None:
+        """Always download: content paths are known only from the bytes (hook for an index)."""
+        return None
+
+    async def media_downloaded(self, response: Response, request: Request,
+                               info: MediaPipeline.SpiderInfo, *, item: Any = None) -> Any:
+        if response.status != 200:
+            raise MediaFailure(f"http_{response.status}")
+        if not response.body:
+            raise MediaFailure("empty")
+        return await super().media_downloaded(response, request, info, item=item)
+
+    def media_failed(self, failure: Any, request: Request, info: MediaPipeline.SpiderInfo) -> Any:
+        reason, status = failure_reason(failure.value)
+        log = logger.debug if status == "skipped" else logger.info
+        log("Image %s not fetched: %s", request.url, reason, extra={"spider": info.spider})
+        raise MediaFailure(reason, status)
+
+    def file_path(self, request: Request, response: Response | None = None,
+                  info: MediaPipeline.SpiderInfo | None = None, *, item: Any = None) -> str:
+        """``full/ab/<sha256>.<ext>`` of the downloaded bytes ('' when they are not an image)."""
+        if response is None:
+            raise ValueError("content-addressed paths need the downloaded bytes")
+        return self.content.key(response.body)[1]
+
+    async def file_downloaded(self, response: Response, request: Request,
+                              info: MediaPipeline.SpiderInfo, *, item: Any = None) -> str:
+        """Store the bytes by content, hand them to the row, return their sha256."""
+        if isinstance(item, ImageItem):
+            item.body = response.body
+        sha, _ = await self.content.persist(response.body, info)
+        return sha
+
+    def item_completed(self, results: list[FileInfoOrError], item: Any,
+                       info: MediaPipeline.SpiderInfo) -> Any:
+        for ok, value in results:
+            if ok:
+                item.sha256, item.path = value["checksum"], value["path"]
+            else:
+                item.fail(*failure_reason(value.value))
+        return item

@@ -1,0 +1,1 @@
+"""medcrawl spiders: ``site`` (medcrawl.spiders.site.SiteSpider) harvests a site's images."""

@@ -1,0 +1,144 @@
+"""The harvesting spider: follow a site's pages, emit one row per image on them and in its PDFs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urlsplit
+
+from scrapy import Request, Spider, signals
+from scrapy.http import HtmlResponse, Response
+from twisted.python.failure import Failure
+
+from medcrawl.config import Config
+from medcrawl.extract import extract_page
+from medcrawl.failures import failure_reason
+from medcrawl.items import ImageItem
+from medcrawl.pdf import PdfError, extract_pdf_images, looks_like_pdf
+from medcrawl.worker import Worker
+
+FALSE = ("0", "false", "no", "off")
+
+
+class SiteSpider(Spider):
+    """``scrapy crawl site -a start_urls=URL[,URL] [-a allowed_domains=..] [-a max_depth=N]``.
+
+    Pages are followed within ``allowed_domains`` (default: the seeds' hosts) up to
+    ``max_depth`` link hops; images and PDFs of a visited page are fetched from any host.
+    """
+
+    name = "site"
+
+    def __init__(self, start_urls: str | list[str] | None = None, start_urls_file: str | None = None,
+                 allowed_domains: str | list[str] | None = None, max_depth: str | int | None = None,
+                 follow: str | bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.start_urls = read_seeds(start_urls, start_urls_file)
+        if not self.start_urls:
+            raise ValueError("no start URLs: pass -a start_urls=URL[,URL...] or -a start_urls_file=FILE")
+        self.allowed_domains = (split_list(allowed_domains)
+                                or sorted({urlsplit(u).hostname or "" for u in self.start_urls} - {""}))
+        follows = str(follow).strip().lower() not in FALSE
+        self.max_depth = int(max_depth) if max_depth not in (None, "") else None
+        if not follows:
+            self.max_depth = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "SiteSpider":
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.config = Config.from_settings(crawler.settings)
+        spider.pdf_worker = Worker("medcrawl-pdf")
+        crawler.signals.connect(spider.pdf_worker.close, signal=signals.spider_closed)
+        return spider
+
+    async def start(self) -> AsyncIterator[Request]:
+        for url in self.start_urls:
+            yield Request(url, callback=self.parse, errback=self.page_failed)
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        """Dispatch on content: PDF, image, or HTML page (anything else is ignored)."""
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        if looks_like_pdf(response.body, content_type):
+            async for row in self.pdf_rows(response):
+                yield row
+        elif content_type.startswith("image/"):
+            referer = response.request.headers.get(b"Referer", b"").decode("latin-1") if response.request else ""
+            yield self.found(ImageItem(image_url=response.url, source_url=referer or response.url,
+                                       body=response.body))
+        elif isinstance(response, HtmlResponse):
+            for request_or_row in self.page_rows(response):
+                yield request_or_row
+
+    def page_rows(self, response: HtmlResponse) -> Iterator[Any]:
+        """Rows for the page's images, requests for its PDFs and (depth allowing) its links."""
+        self.crawler.stats.inc_value("medcrawl/pages")
+        links = extract_page(response.text, response.url)
+        for url in links.images:
+            yield self.found(ImageItem(image_url=url, source_url=response.url))
+        media_meta = {"allow_offsite": True} if self.config.offsite_media else {}
+        for url in links.pdfs:
+            yield response.follow(url, self.parse_pdf, errback=self.pdf_failed, meta=media_meta)
+        if self.max_depth is None or response.meta.get("depth", 0) < self.max_depth:
+            for url in links.links:
+                yield response.follow(url, self.parse, errback=self.page_failed)
+
+    async def parse_pdf(self, response: Response) -> AsyncIterator[ImageItem]:
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        if looks_like_pdf(response.body, content_type):
+            async for row in self.pdf_rows(response):
+                yield row
+        else:
+            yield pdf_error_row(response.url, "not_a_pdf")
+
+    async def pdf_rows(self, response: Response) -> AsyncIterator[ImageItem]:
+        """One row per distinct embedded image (bytes in hand), or one error row for the PDF."""
+        self.crawler.stats.inc_value("medcrawl/pdfs")
+        url = urldefrag(response.url)[0]
+        try:
+            images = await self.pdf_worker.run(extract_pdf_images, response.body,
+                                               self.config.pdf_max_images)
+        except PdfError as exc:
+            self.logger.info("PDF %s unreadable: %s", url, exc)
+            yield pdf_error_row(url, exc.reason)
+            return
+        except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
+            self.logger.warning("PDF %s failed: %r", url, exc)
+            yield pdf_error_row(url, "pdf_failed")
+            return
+        for image in images:
+            yield self.found(ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}",
+                                       source_url=url, source_type="pdf", pdf_page=image.page,
+                                       body=image.data))
+
+    def pdf_failed(self, failure: Failure) -> Iterator[ImageItem]:
+        """A PDF that could not be downloaded: one row with the reason."""
+        yield pdf_error_row(failure.request.url, *failure_reason(failure.value))
+
+    def page_failed(self, failure: Failure) -> None:
+        """Pages that fail are counted, not fatal."""
+        reason, _ = failure_reason(failure.value)
+        self.crawler.stats.inc_value(f"medcrawl/page_error/{reason}")
+
+    def found(self, item: ImageItem) -> ImageItem:
+        self.crawler.stats.inc_value("medcrawl/images_found")
+        return item
+
+
+def pdf_error_row(url: str, reason: str, status: str = "error") -> ImageItem:
+    return ImageItem(image_url=url, source_url=url, source_type="pdf").fail(reason, status)
+
+
+def split_list(value: str | list[str] | None) -> list[str]:
+    """'a, b,,c' or ['a', 'b'] -> ['a', 'b', 'c']."""
+    parts = value.split(",") if isinstance(value, str) else (value or [])
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def read_seeds(start_urls: str | list[str] | None, start_urls_file: str | None) -> list[str]:
+    """Seeds from the comma list and the file (one URL a line, # comments), de-duplicated."""
+    seeds = split_list(start_urls)
+    if start_urls_file:
+        lines = Path(start_urls_file).read_text(encoding="utf-8").splitlines()
+        seeds += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return list(dict.fromkeys(seeds))
