@@ -98,9 +98,14 @@ class Fetcher:
         self.guard = AddressGuard(self.limits.allow_private, self.limits.allowed_networks)
         self._ssl = ssl.create_default_context()
 
-    def get(self, url: str) -> Response:
-        """Fetch a URL, following checked redirects; raises FetchError with a specific reason."""
-        deadline = time.monotonic() + self.limits.timeout
+    def get(self, url: str, deadline: float | None = None) -> Response:
+        """Fetch a URL, following checked redirects; raises FetchError with a specific reason.
+
+        ``deadline`` (a time.monotonic() value) can cut the time limit shorter, e.g. for a
+        request that fetches many URLs.
+        """
+        own = time.monotonic() + self.limits.timeout
+        deadline = own if deadline is None else min(own, deadline)
         for _ in range(self.limits.max_redirects + 1):
             status, headers, body = self._request(url, deadline)
             location = headers.get("location")

@@ -1,0 +1,7 @@
+"""`python -m medcrawl` runs the medcrawl command."""
+
+import sys
+
+from medcrawl.cli import main
+
+sys.exit(main())

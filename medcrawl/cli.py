@@ -1,0 +1,273 @@
+"""The ``medcrawl`` command: classify one-off inputs, serve the web page, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import importlib.util
+import logging
+import os
+import re
+import sys
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from medcrawl import __version__
+from medcrawl.classifier import ENGINES, MEDICAL, Classifier, ModelError
+from medcrawl.fetch import FetchLimits
+
+EXIT_OK, EXIT_FATAL, EXIT_UNREADABLE = 0, 1, 2
+SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
+logger = logging.getLogger("medcrawl")
+
+
+def parse_size(text: str) -> int:
+    """'50MB', '512kb' or '1048576' -> bytes (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 50MB, 512KB or a byte count)")
+    return int(float(match[1]) * SIZE_UNITS[match[2] if match[2] in SIZE_UNITS else match[2] + "b"])
+
+
+def probability(text: str) -> float:
+    """A float in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options shared by `classify` and `ui`: model, decoding, fetching limits."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="DIR", help="model directory (default: $MEDCRAWL_MODEL or "
+                   "models/medcrawl-v1)")
+    g.add_argument("--engine", choices=ENGINES, help="inference engine (default: the model's own)")
+    g.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
+                   help="images per model call (default: %(default)s)")
+    g.add_argument("--min-size", type=int, default=64, metavar="PX",
+                   help="skip images whose shorter side is below PX pixels (default: %(default)s)")
+    g = p.add_argument_group("fetching")
+    g.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                   help="time limit for each URL fetch, redirects included (default: %(default)s)")
+    g.add_argument("--max-bytes", type=parse_size, default="100MB", metavar="SIZE",
+                   help="size limit for each file or download, e.g. 20MB (default: 100MB)")
+    g.add_argument("--allow-private-urls", action="store_true",
+                   help="allow URLs on private, loopback and link-local addresses (refused by "
+                   "default so a URL cannot reach internal services)")
+    g.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
+                   help="allow this address block even without --allow-private-urls (repeatable)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line: classify, ui, demo."""
+    parser = argparse.ArgumentParser(prog="medcrawl", description="Label images medical / "
+                                     "non-medical: one-off classification, web page, demo.")
+    parser.add_argument("--version", action="version", version=f"medcrawl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
+
+    p = sub.add_parser("classify", parents=[common], help="classify images, folders, PDFs, URLs",
+                       description="Classify image files, folders (recursive), PDFs (every "
+                       "embedded image), image URLs and web pages (the images on the page, no "
+                       "further crawling). Exit status: 0 when every input and image was read, 2 "
+                       "when some could not be (they appear as error rows), 1 on a fatal error.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image file, directory, PDF file, or http(s) URL of an image, PDF or page")
+    g = p.add_argument_group("output")
+    g.add_argument("--format", choices=("table", "csv", "jsonl"),
+                   help="output format (default: from the -o suffix .csv/.jsonl, else table)")
+    g.add_argument("-o", "--output", metavar="FILE", help="write rows to FILE (default: stdout)")
+    g.add_argument("--export-medical", metavar="DIR",
+                   help="copy images labelled medical into DIR, once each, as SHA256.EXT")
+    g.add_argument("--min-confidence", type=probability, metavar="P",
+                   help="with --export-medical: only images whose medical probability is at least "
+                   "P (default: the model's threshold, i.e. every image labelled medical)")
+    g.add_argument("--max-images", type=positive_int, metavar="N",
+                   help="stop after N images in all (default: no limit)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("ui", parents=[common], help="serve the classification web page",
+                       description="Serve a Gradio web page to classify uploads, URLs and PDFs.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    p.add_argument("--max-file-size", type=parse_size, default="20MB", metavar="SIZE",
+                   help="largest upload accepted, per file (default: 20MB)")
+    p.add_argument("--max-images", type=positive_int, default=50, metavar="N",
+                   help="most images classified per request (default: %(default)s)")
+    p.add_argument("--request-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="time budget for the fetches of one request (default: %(default)s)")
+    p.add_argument("--concurrency", type=positive_int, default=2, metavar="N",
+                   help="requests processed at once; others wait in the queue (default: "
+                   "%(default)s)")
+    p.set_defaults(func=cmd_ui)
+
+    # Listed for --help only: main() hands `demo ...` over before parsing (see run_demo).
+    sub.add_parser("demo", help="run the demo (arguments go to it; see `medcrawl demo --help`)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    setup_logging()
+    try:
+        if argv[:1] == ["demo"]:
+            return run_demo(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("medcrawl: interrupted", file=sys.stderr)
+        return 130
+
+
+def setup_logging() -> None:
+    """Warnings from medcrawl go to stderr, above any progress bar."""
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("medcrawl: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+class _TqdmHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+@functools.lru_cache(maxsize=4)
+def load_classifier(model: str | None, engine: str | None) -> Classifier:
+    """Load a model once per process (and model directory / engine)."""
+    return Classifier.load(model, engine)
+
+
+def fetch_limits(args, timeout: float | None = None) -> FetchLimits:
+    return FetchLimits(timeout=timeout or args.timeout, max_bytes=args.max_bytes,
+                       allow_private=args.allow_private_urls,
+                       allowed_networks=tuple(args.allow_network))
+
+
+def _classifier_or_exit(args) -> Classifier | None:
+    try:
+        return load_classifier(args.model, args.engine)
+    except ModelError as exc:
+        print(f"medcrawl: error: cannot load the model: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_classify(args) -> int:
+    """Classify every input and write one row per image."""
+    from medcrawl.export import MedicalExport, open_writer
+    from medcrawl.fetch import Fetcher
+    from medcrawl.inputs import InputReader, expand, labelled_batches
+    classifier = _classifier_or_exit(args)
+    if classifier is None:
+        return EXIT_FATAL
+    fmt = args.format or _format_for(args.output)
+    min_conf = classifier.threshold if args.min_confidence is None else args.min_confidence
+    reader = InputReader(Fetcher(fetch_limits(args)), max_bytes=args.max_bytes,
+                         max_images=args.max_images)
+    sources = expand(args.inputs)
+    stats = Counter()
+    with ExitStack() as stack:
+        try:
+            out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
+            export = MedicalExport(args.export_medical, min_conf) if args.export_medical else None
+        except OSError as exc:
+            print(f"medcrawl: error: {exc}", file=sys.stderr)
+            return EXIT_FATAL
+        writer = open_writer(fmt, out)
+        bar = stack.enter_context(_progress(args, sources))
+        items = reader.items(sources)
+        for batch in labelled_batches(classifier, items, args.batch_size, args.min_size):
+            for item in batch:
+                if export:
+                    stats["exported"] += bool(export.add(item))
+                item.body = None
+                stats[_outcome(item)] += 1
+                writer.write(item)
+            bar.update(len(batch))
+        writer.close()
+    return _report(args, stats, reader.truncated, export)
+
+
+def _format_for(output: str | None) -> str:
+    suffix = Path(output).suffix.lower() if output else ""
+    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "table")
+
+
+def _outcome(item) -> str:
+    if item.status == "ok":
+        return item.label
+    return f"{item.status}:{item.error}"
+
+
+def _progress(args, sources: list[str]):
+    from tqdm import tqdm
+    from medcrawl.inputs import is_url
+    known = not any(is_url(s) or s.lower().endswith(".pdf") for s in sources)
+    return tqdm(total=len(sources) if known else None, unit="img", file=sys.stderr,
+                disable=args.quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _report(args, stats: Counter, truncated: bool, export) -> int:
+    """Summary and error message on stderr; the exit status."""
+    errors = {k.split(":", 1)[1]: n for k, n in stats.items() if k.startswith("error:")}
+    skipped = sum(n for k, n in stats.items() if k.startswith("skipped:"))
+    total = stats[MEDICAL] + stats["non-medical"] + skipped + sum(errors.values())
+    if truncated:
+        print(f"medcrawl: stopped at --max-images {args.max_images}", file=sys.stderr)
+    if not args.quiet:
+        line = (f"medcrawl: {total} images: {stats[MEDICAL]} medical, {stats['non-medical']} "
+                f"non-medical, {skipped} skipped, {sum(errors.values())} unreadable")
+        if export:
+            line += f"; {len(export.files)} medical images in {export.directory}"
+        print(line, file=sys.stderr)
+    if errors:
+        reasons = ", ".join(f"{k}: {n}" for k, n in sorted(errors.items()))
+        print(f"medcrawl: error: {sum(errors.values())} of {total} inputs/images could not be "
+              f"read ({reasons}); see the status and error columns", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+def cmd_ui(args) -> int:
+    """Serve the web page until interrupted."""
+    classifier = _classifier_or_exit(args)
+    if classifier is None:
+        return EXIT_FATAL
+    from medcrawl import ui
+    settings = ui.UiSettings(
+        max_images=args.max_images, max_file_size=args.max_file_size, batch_size=args.batch_size,
+        min_size=args.min_size, request_timeout=args.request_timeout,
+        concurrency=args.concurrency, fetch=fetch_limits(args))
+    ui.serve(classifier, settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def run_demo(argv: list[str]) -> int:
+    """Hand all arguments over to medcrawl.demo.main when that module is installed."""
+    if importlib.util.find_spec("medcrawl.demo") is None:
+        print("medcrawl: error: the demo is not part of this installation", file=sys.stderr)
+        return EXIT_FATAL
+    result = importlib.import_module("medcrawl.demo").main(argv)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

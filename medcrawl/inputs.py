@@ -1,0 +1,168 @@
+"""Turn one-off inputs (files, directories, PDFs, image URLs, page URLs) into ImageItems with bodies.
+
+Shared by ``medcrawl classify`` and the web page. Reading never raises for a bad input: it yields
+an error row with a specific reason instead, and the other inputs go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medcrawl.classifier import Classifier
+from medcrawl.extract import extract_page
+from medcrawl.fetch import Fetcher, FetchError
+from medcrawl.images import EXTENSIONS, sniff
+from medcrawl.items import ImageItem
+from medcrawl.labeling import label_items
+from medcrawl.pdf import PdfError, extract_pdf_images, looks_like_pdf
+
+# Files a directory walk picks up; a file named on the command line is always read.
+FILE_SUFFIXES = frozenset({f".{ext}" for ext in EXTENSIONS.values()} | {
+    ".jpeg", ".jpe", ".jfif", ".tiff", ".svg", ".pdf"})
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+logger = logging.getLogger(__name__)
+_PDF_LOCK = threading.Lock()           # PyMuPDF is not thread-safe (the web page runs requests in parallel)
+
+
+def is_url(text: str) -> bool:
+    """True for an http(s) URL (anything else is a local path)."""
+    return text.lower().startswith(("http://", "https://"))
+
+
+def expand(inputs: Iterable[str]) -> list[str]:
+    """Inputs with directories replaced by the image and PDF files under them, sorted."""
+    out = []
+    for text in inputs:
+        if not is_url(text) and os.path.isdir(text):
+            out.extend(str(p) for p in sorted(Path(text).rglob("*"))
+                       if p.suffix.lower() in FILE_SUFFIXES and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(text).parts))
+        else:
+            out.append(text)
+    return out
+
+
+@dataclass
+class InputReader:
+    """Read inputs into ImageItems: at most ``max_images`` in all, fetches within ``time_budget``."""
+
+    fetcher: Fetcher
+    max_bytes: int = 100 * 1024 * 1024
+    max_images: int | None = None         # None: no limit
+    time_budget: float | None = None      # seconds for all fetches of one items() call
+    workers: int = 8
+    truncated: bool = field(default=False, init=False)   # max_images cut the inputs short
+    _deadline: float | None = field(default=None, init=False, repr=False)
+
+    def items(self, inputs: Iterable[str]) -> Iterator[ImageItem]:
+        """ImageItems for every input, directories expanded, in input order."""
+        self.truncated, count = False, 0
+        if self.time_budget is not None:
+            self._deadline = time.monotonic() + self.time_budget
+        for source in expand(inputs):
+            for item in self.read(source, self._left(count)):
+                yield item
+                count += 1
+            if self.max_images is not None and count >= self.max_images:
+                self.truncated = True
+                return
+
+    def read(self, source: str, limit: int | None = None) -> Iterator[ImageItem]:
+        """Items for one file or URL (one item, or one per image of a PDF or page)."""
+        if is_url(source):
+            return self._read_url(source, limit)
+        return self._read_file(source, limit)
+
+    def _left(self, count: int) -> int | None:
+        return None if self.max_images is None else self.max_images - count
+
+    def _read_file(self, path: str, limit: int | None) -> Iterator[ImageItem]:
+        try:
+            size = os.path.getsize(path)
+            if size > self.max_bytes:
+                raise _TooLarge(f"{path} is {size} bytes, over the {self.max_bytes} byte limit")
+            data = Path(path).read_bytes()
+        except (OSError, _TooLarge) as exc:
+            logger.warning("cannot read %s: %s", path, exc)
+            yield ImageItem(image_url=path, source_url=path, source_type="file").fail(_os_reason(exc))
+            return
+        if looks_like_pdf(data):
+            yield from self._pdf_items(data, path, limit)
+        else:
+            yield ImageItem(image_url=path, source_url=path, source_type="file", body=data)
+
+    def _read_url(self, url: str, limit: int | None) -> Iterator[ImageItem]:
+        try:
+            resp = self.fetcher.get(url, self._deadline)
+        except FetchError as exc:
+            logger.warning("cannot fetch %s: %s", url, exc)
+            yield ImageItem(image_url=url, source_url=url, source_type="url").fail(exc.reason)
+            return
+        if looks_like_pdf(resp.body, resp.content_type):
+            yield from self._pdf_items(resp.body, resp.url, limit)
+        elif resp.content_type in HTML_TYPES or sniff(resp.body) == "html":
+            yield from self._page_items(resp.body, resp.url, limit)
+        else:
+            yield ImageItem(image_url=resp.url, source_url=url, source_type="url", body=resp.body)
+
+    def _pdf_items(self, data: bytes, source: str, limit: int | None) -> Iterator[ImageItem]:
+        try:
+            with _PDF_LOCK:
+                found = extract_pdf_images(data, max_images=limit)
+        except PdfError as exc:
+            logger.warning("cannot read PDF %s: %s", source, exc)
+            yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail(exc.reason)
+            return
+        for img in found:
+            yield ImageItem(image_url=f"{source}#page={img.page}&xref={img.xref}",
+                            source_url=source, source_type="pdf", pdf_page=img.page, body=img.data)
+
+    def _page_items(self, html: bytes, page_url: str, limit: int | None) -> Iterator[ImageItem]:
+        """The images on one page, fetched a window at a time (no further crawling)."""
+        urls = list(dict.fromkeys(extract_page(html, page_url).images))[:limit]
+        window = max(1, self.workers) * 4
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            for start in range(0, len(urls), window):
+                yield from pool.map(lambda u: self._page_image(u, page_url),
+                                    urls[start:start + window])
+
+    def _page_image(self, url: str, page_url: str) -> ImageItem:
+        item = ImageItem(image_url=url, source_url=page_url, source_type="html")
+        try:
+            item.body = self.fetcher.get(url, self._deadline).body
+        except FetchError as exc:
+            logger.warning("cannot fetch image %s on %s: %s", url, page_url, exc)
+            item.fail(exc.reason)
+        return item
+
+
+class _TooLarge(Exception):
+    """A local file over the byte limit."""
+
+
+def _os_reason(exc: Exception) -> str:
+    if isinstance(exc, _TooLarge):
+        return "too_large"
+    if isinstance(exc, FileNotFoundError):
+        return "not_found"
+    if isinstance(exc, PermissionError):
+        return "permission_denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is_a_directory"
+    return "unreadable"
+
+
+def labelled_batches(classifier: Classifier, items: Iterable[ImageItem], batch_size: int = 32,
+                     min_size: int = 64) -> Iterator[list[ImageItem]]:
+    """Label items a batch at a time: one model call per batch, never one per image."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, max(1, batch_size))):
+        yield label_items(classifier, chunk, min_size=min_size)
