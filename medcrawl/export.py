@@ -113,8 +113,7 @@ class MedicalExport:
         path = self.files.get(item.sha256)
         if path is None:
             path = self.directory / f"{item.sha256}.{extension_for(item.format)}"
-            if not path.exists():
-                _write_atomic(path, item.body)
+            write_once(path, item.body)
             self.files[item.sha256] = path
         item.path = path.name
         return path
@@ -127,7 +126,10 @@ class MedicalExport:
         return Path(dest)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_once(path: Path, data: bytes) -> bool:
+    """Write atomically unless the file exists (same name, same content); True if written now."""
+    if path.exists():
+        return False
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -136,3 +138,4 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+    return True

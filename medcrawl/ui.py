@@ -27,6 +27,9 @@ from medcrawl.items import ROW_FIELDS, ImageItem  # noqa: E402
 logger = logging.getLogger(__name__)
 THUMB = 256
 KEEP_RESULTS_S = 3600          # result files (CSV, zip) are kept this long
+# The on-screen table shows the verdict columns first; the CSV keeps the feed order (ROW_FIELDS).
+LEAD_FIELDS = ("image_url", "label", "confidence", "status", "error")
+TABLE_FIELDS = LEAD_FIELDS + tuple(f for f in ROW_FIELDS if f not in LEAD_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def caption(item: ImageItem) -> str:
 
 def table(items: list[ImageItem]) -> pd.DataFrame:
     rows = [{k: ("" if v is None else v) for k, v in i.row().items()} for i in items]
-    return pd.DataFrame(rows, columns=list(ROW_FIELDS))
+    return pd.DataFrame(rows, columns=list(TABLE_FIELDS))
 
 
 def summary(items: list[ImageItem], truncated: bool, max_images: int) -> str:
@@ -174,14 +177,16 @@ def build_app(classifier: Classifier, settings: UiSettings) -> gr.Blocks:
                                      elem_id="pdf-url", max_length=2048)
                 pdf_btn = gr.Button("Classify PDF", variant="primary", elem_id="run-pdf")
         message = gr.Markdown(elem_id="summary")
-        gallery = gr.Gallery(label="Images (medical first)", columns=5, height="auto",
-                             object_fit="contain", elem_id="gallery", interactive=False)
+        gallery = gr.Gallery(label="Images (medical first)", columns=6, fit_columns=False,
+                             height="auto", object_fit="contain", elem_id="gallery",
+                             interactive=False)
         with gr.Row():
             csv_btn = gr.DownloadButton("Download table (CSV)", interactive=False,
                                         elem_id="download-csv")
             zip_btn = gr.DownloadButton("Download medical images (zip)", interactive=False,
                                         elem_id="download-zip")
-        frame = gr.Dataframe(value=table([]), label="Results", interactive=False, wrap=True,
+        frame = gr.Dataframe(value=table([]), label="Results (one row per image)",
+                             interactive=False, max_chars=48, pinned_columns=1,
                              elem_id="results", max_height=600)
         outputs = [gallery, frame, csv_btn, zip_btn, message]
 

@@ -270,3 +270,28 @@ def test_console_script_subprocess(folder, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "medcrawl", "classify", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--export-medical" in proc.stdout
+
+
+def test_rows_match_the_crawl_feed_format():
+    """The CLI writes CSV / JSON lines byte-for-byte like the crawl's Scrapy feed exporters."""
+    import io
+    from scrapy.exporters import CsvItemExporter, JsonLinesItemExporter
+    from medcrawl.export import FeedWriter
+    from medcrawl.items import ImageItem
+    from medcrawl.settings import FEED_EXPORT_ENCODING, FEED_EXPORT_FIELDS
+    items = [ImageItem(image_url='http://x/é,"q".png', source_type="pdf", pdf_page=3, width=10,
+                       medical_probability=0.123456, confidence=0.876544, label="non-medical",
+                       status="ok", body=b"never exported"),
+             ImageItem(image_url="a.png", error="multi\nline", status="error")]
+    for fmt, exporter_cls in (("csv", CsvItemExporter), ("jsonl", JsonLinesItemExporter)):
+        scrapy_out, ours = io.BytesIO(), io.BytesIO()
+        exporter = exporter_cls(scrapy_out, fields_to_export=FEED_EXPORT_FIELDS,
+                                encoding=FEED_EXPORT_ENCODING)
+        exporter.start_exporting()
+        writer = FeedWriter(ours, fmt)
+        for item in items:
+            exporter.export_item(item.row())
+            writer.write(item)
+        exporter.finish_exporting()
+        writer.close()
+        assert ours.getvalue() == scrapy_out.getvalue(), fmt
