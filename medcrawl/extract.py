@@ -22,7 +22,7 @@ FOLLOW_SCHEMES = frozenset({"http", "https"})
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
 LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy")
 NODES_XPATH = (
-    "//img | //picture/source | //*[@style] | //style | //a[@href] | //area[@href]"
+    "//img | //source[@srcset or @data-srcset] | //*[@style] | //style | //a[@href] | //area[@href]"
     " | //embed[@src] | //iframe[@src] | //frame[@src] | //object[@data] | //link[@rel='image_src']"
     " | //meta[@property='og:image' or @property='og:image:url' or @property='og:image:secure_url'"
     " or @name='og:image' or @name='twitter:image' or @property='twitter:image']"
@@ -58,7 +58,7 @@ def _visit(node: Selector, found: "_Collector") -> None:
     if tag == "img":
         found.add("images", best_img_source(node))
     elif tag == "source":
-        found.add("images", largest_candidate(node.attrib.get("srcset") or node.attrib.get("data-srcset")))
+        found.add("images", largest_candidate(node.attrib.get("data-srcset") or node.attrib.get("srcset")))
     elif tag == "meta":
         found.add("images", node.attrib.get("content"))
     elif tag == "link":

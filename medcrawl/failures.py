@@ -12,9 +12,13 @@ from scrapy.exceptions import (
     ResponseDataLossError,
     UnsupportedURLSchemeError,
 )
-from scrapy.pipelines.media import FileException
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import error as tx_error
+
+try:  # media failures that Scrapy's MediaPipeline logs without a traceback (expected outcomes)
+    from scrapy.pipelines.media import _MediaRequestFiltered as QuietMediaFailure
+except ImportError:  # pragma: no cover - older/newer Scrapy: failures are logged with a traceback
+    from scrapy.pipelines.media import FileException as QuietMediaFailure
 
 ERROR, SKIPPED = "error", "skipped"
 BY_TYPE: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
@@ -28,8 +32,12 @@ BY_TYPE: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
 )
 
 
-class MediaFailure(FileException):
-    """A media download that produced no usable bytes, with its row reason and status."""
+class MediaFailure(QuietMediaFailure):
+    """A media download that produced no usable bytes, with its row reason and status.
+
+    Reported as a row (and one INFO line), so it subclasses the exception Scrapy's MediaPipeline
+    treats as expected instead of logging an ERROR traceback per failed image.
+    """
 
     def __init__(self, reason: str, status: str = ERROR):
         self.reason, self.status = reason, status

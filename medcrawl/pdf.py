@@ -72,12 +72,16 @@ def _open(data: bytes) -> pymupdf.Document:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as exc:  # noqa: BLE001 - MuPDF raises several types for broken files
         raise PdfError("pdf_malformed", str(exc)) from None
-    if doc.needs_pass:
+    problem = None
+    if not doc.is_pdf:
+        problem = PdfError("pdf_malformed", "the content is not a PDF")
+    elif doc.needs_pass:
+        problem = PdfError("pdf_encrypted", "the PDF needs a password")
+    elif doc.page_count == 0:
+        problem = PdfError("pdf_malformed", "no readable pages")
+    if problem:
         doc.close()
-        raise PdfError("pdf_encrypted", "the PDF needs a password")
-    if doc.page_count == 0:
-        doc.close()
-        raise PdfError("pdf_malformed", "no readable pages")
+        raise problem
     return doc
 
 

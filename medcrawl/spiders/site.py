@@ -89,7 +89,7 @@ class SiteSpider(Spider):
             async for row in self.pdf_rows(response):
                 yield row
         else:
-            yield pdf_error_row(response.url, "not_a_pdf")
+            yield self.found(pdf_error_row(response.url, "not_a_pdf"))
 
     async def pdf_rows(self, response: Response) -> AsyncIterator[ImageItem]:
         """One row per distinct embedded image (bytes in hand), or one error row for the PDF."""
@@ -100,11 +100,11 @@ class SiteSpider(Spider):
                                                self.config.pdf_max_images)
         except PdfError as exc:
             self.logger.info("PDF %s unreadable: %s", url, exc)
-            yield pdf_error_row(url, exc.reason)
+            yield self.found(pdf_error_row(url, exc.reason))
             return
         except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
             self.logger.warning("PDF %s failed: %r", url, exc)
-            yield pdf_error_row(url, "pdf_failed")
+            yield self.found(pdf_error_row(url, "pdf_failed"))
             return
         for image in images:
             yield self.found(ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}",
@@ -113,7 +113,7 @@ class SiteSpider(Spider):
 
     def pdf_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A PDF that could not be downloaded: one row with the reason."""
-        yield pdf_error_row(failure.request.url, *failure_reason(failure.value))
+        yield self.found(pdf_error_row(failure.request.url, *failure_reason(failure.value)))
 
     def page_failed(self, failure: Failure) -> None:
         """Pages that fail are counted, not fatal."""
@@ -121,6 +121,7 @@ class SiteSpider(Spider):
         self.crawler.stats.inc_value(f"medcrawl/page_error/{reason}")
 
     def found(self, item: ImageItem) -> ImageItem:
+        """Count a row leaving the spider (an image occurrence, or an unreadable PDF)."""
         self.crawler.stats.inc_value("medcrawl/images_found")
         return item
 
