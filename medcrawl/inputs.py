@@ -121,6 +121,12 @@ class InputReader:
             logger.warning("cannot read PDF %s: %s", source, exc)
             yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail(exc.reason)
             return
+        except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, as in the crawl
+            logger.warning("PDF %s failed: %r", source, exc)
+            yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail("pdf_failed")
+            return
+        if not found:
+            yield _no_images(source, "pdf")
         for img in found:
             yield ImageItem(image_url=f"{source}#page={img.page}&xref={img.xref}",
                             source_url=source, source_type="pdf", pdf_page=img.page, body=img.data)
@@ -128,6 +134,8 @@ class InputReader:
     def _page_items(self, html: bytes, page_url: str, limit: int | None) -> Iterator[ImageItem]:
         """The images on one page, fetched a window at a time (no further crawling)."""
         urls = list(dict.fromkeys(extract_page(html, page_url).images))[:limit]
+        if not urls:
+            yield _no_images(page_url, "html")
         window = max(1, self.workers) * 4
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             for start in range(0, len(urls), window):
@@ -142,6 +150,12 @@ class InputReader:
             logger.warning("cannot fetch image %s on %s: %s", url, page_url, exc)
             item.fail(exc.reason)
         return item
+
+
+def _no_images(source: str, source_type: str) -> ImageItem:
+    """A PDF or page without images still gets a row, so every input is accounted for."""
+    return ImageItem(image_url=source, source_url=source, source_type=source_type).fail(
+        "no_images", "skipped")
 
 
 class _TooLarge(Exception):

@@ -12,6 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pymupdf
 import pytest
 
 from medcrawl.cli import load_classifier, main
@@ -47,7 +48,8 @@ PAGE = b"""<!doctype html><html><head><title>t</title>
 <a href="paper.pdf">the paper</a><a href="other.html">next page</a></body></html>"""
 ROUTES = {"/page.html": (PAGE, "text/html; charset=utf-8"), "/img/photo.jpg": (PHOTO, "image/jpeg"),
           "/img/mri.png": (MRI, "image/png"), "/paper.pdf": (PDF, "application/pdf"),
-          "/other.html": (b"<img src='/img/never.png'>", "text/html")}
+          "/other.html": (b"<img src='/img/never.png'>", "text/html"),
+          "/empty.html": (b"<html><body><p>No pictures here.</p></body></html>", "text/html")}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -175,6 +177,20 @@ def test_unreadable_inputs_are_error_rows_and_exit_2(capsys, pdfs, tmp_path):
     assert [r["status"] for r in rows[2:]] == ["ok", "ok"]              # the others still reported
     assert f"cannot read {missing}" in err and "could not be read" in err
     assert "not_found: 1, pdf_encrypted: 1" in err
+
+
+def test_inputs_without_images_still_get_a_row(capsys, server, tmp_path):
+    text_only = tmp_path / "text-only.pdf"
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "Only text on this page")
+    text_only.write_bytes(doc.tobytes())
+    garbage = tmp_path / "garbage.pdf"
+    garbage.write_bytes(b"%PDF-1.7\n this is not really a PDF")
+    code, rows, _ = classify(capsys, "--allow-private-urls", text_only, f"{server}/empty.html", garbage)
+    assert [(r["source_type"], r["status"], r["error"]) for r in rows] == [
+        ("pdf", "skipped", "no_images"), ("html", "skipped", "no_images"),
+        ("pdf", "error", "pdf_malformed")]
+    assert code == 2
 
 
 def test_page_image_and_pdf_urls(capsys, classifier, server):
