@@ -15,6 +15,7 @@ STAGES = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3)
           (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
 BN_EPSILON = 1e-3
 FEATURES = 1280
+MULTILEVEL_FEATURES = 80 + 112 + 192 + 320 + FEATURES
 
 
 def _conv_bn(x, filters, kernel, stride, name, bn_name, act=True, depthwise=False):
@@ -40,15 +41,24 @@ def _block(x, index, kernel, stride, expand, out_ch):
     return h
 
 
-def make_backbone(input_size: int) -> keras.Model:
-    """Lite0 feature extractor: float RGB in [-1, 1] -> pooled 1280-d features."""
+def make_backbone(input_size: int, multilevel: bool = False) -> keras.Model:
+    """Lite0 feature extractor: float RGB in [-1, 1] -> pooled features.
+
+    With ``multilevel`` the outputs of the last four stages are average-pooled and concatenated
+    with the 1280-d head features (1984-d): mid-level texture features carry modality cues that
+    the ImageNet-specific top layer washes out.
+    """
     inputs = keras.Input((input_size, input_size, 3), name="pixels")
     x = _conv_bn(inputs, 32, 3, 2, "_conv_stem", "_bn0")
-    index = 0
-    for kernel, stride, expand, out_ch, repeats in STAGES:
+    index, pooled = 0, []
+    for stage, (kernel, stride, expand, out_ch, repeats) in enumerate(STAGES):
         for r in range(repeats):
             x = _block(x, index, kernel, stride if r == 0 else 1, expand, out_ch)
             index += 1
+        if multilevel and stage >= 3:
+            pooled.append(layers.GlobalAveragePooling2D(name=f"stage{stage}_pool")(x))
     x = _conv_bn(x, FEATURES, 1, 1, "_conv_head", "_bn1")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooled:
+        x = layers.Concatenate(name="multilevel")(pooled + [x])
     return keras.Model(inputs, x, name="efficientnet_lite0")

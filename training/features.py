@@ -28,9 +28,9 @@ def load_view(path: str, size: int, view: int, seed: int) -> np.ndarray | None:
         return None
 
 
-def cache_key(paths: list[str], size: int, seed: int) -> str:
+def cache_key(paths: list[str], size: int, seed) -> str:
     """Stable name for one set of paths at one size and seed."""
-    digest = hashlib.sha256(f"{size}:{seed}:".encode())
+    digest = hashlib.sha256(f"multilevel:{size}:{seed}:".encode())
     for p in paths:
         digest.update(p.encode() + b"\0")
     return digest.hexdigest()[:16]

@@ -7,15 +7,15 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from training.backbone import FEATURES, make_backbone
+from training.backbone import MULTILEVEL_FEATURES, make_backbone
 
 BACKBONE_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "backbones" / \
     "efficientnet_lite0_imagenet.weights.h5"
 
 
 def make_feature_extractor(input_size: int, weights: Path | None = BACKBONE_WEIGHTS) -> keras.Model:
-    """uint8 RGB (N, S, S, 3) -> 1280-d features; the preprocessing lives inside the model."""
-    backbone = make_backbone(input_size)
+    """uint8 RGB (N, S, S, 3) -> multi-level features; the preprocessing lives inside the model."""
+    backbone = make_backbone(input_size, multilevel=True)
     if weights is not None:
         backbone.load_weights(weights)
     backbone.trainable = False
@@ -26,7 +26,7 @@ def make_feature_extractor(input_size: int, weights: Path | None = BACKBONE_WEIG
 
 def make_head(dropout: float = 0.3, l2: float = 1e-4) -> keras.Model:
     """Features -> one logit (medical vs not)."""
-    inputs = keras.Input((FEATURES,), name="features")
+    inputs = keras.Input((MULTILEVEL_FEATURES,), name="features")
     x = layers.Dropout(dropout, name="head_dropout")(inputs)
     logit = layers.Dense(1, name="head", kernel_regularizer=keras.regularizers.l2(l2))(x)
     return keras.Model(inputs, logit, name="head")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from training import data, metrics
 from training.export import save_model_dir
-from training.features import extract
+from training.features import cache_key, extract
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("runs"), help="cache and checkpoints")
     p.add_argument("--size", type=int, default=128, help="model input size (pixels)")
     p.add_argument("--views", type=int, default=3, help="1 clean + N-1 augmented views per image")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--name", default=None, help="model name (default: the --out folder name)")
     p.add_argument("--version", default="1")
@@ -55,7 +55,7 @@ def fit_head(x, y, w, epochs: int, seed: int, checkpoint: Path | None = None):
     if checkpoint is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint)))
     head.fit(x[~val], y[~val], sample_weight=w[~val], validation_data=(x[val], y[val], w[val]),
-             epochs=epochs, batch_size=256, callbacks=callbacks, verbose=0)
+             epochs=epochs, batch_size=1024, callbacks=callbacks, verbose=0)
     return head
 
 
@@ -117,7 +117,8 @@ def main(argv=None) -> None:
                          .reset_index(name="images").to_dict("records")}}
     eval_dir = args.out / "evaluation"
     if not args.no_cv:
-        logits = held_out_logits(feats, frame, weights, args, args.work / "folds" / name)
+        run_key = cache_key(frame["path"].tolist(), args.size, f"{args.seed}:{args.views}:{args.epochs}")
+        logits = held_out_logits(feats, frame, weights, args, args.work / "folds" / f"{name}-{run_key}")
         y = frame["label"].to_numpy()
         temperature = metrics.fit_temperature(y, logits)
         held = frame.assign(logit=logits, prob=cross_fitted_probs(frame, logits))
