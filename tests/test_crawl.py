@@ -11,13 +11,16 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from conftest import ServerState
 from medcrawl.items import ROW_FIELDS
+from medcrawl.spiders.site import SiteSpider
 from site_fixture import Site, build_site
 
 MIN_CONFIDENCE = 0.75
@@ -52,30 +55,51 @@ def scrapy_crawl(workdir: Path, *args: str, timeout: int = 240) -> subprocess.Co
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@dataclass
+class SiteServer:
+    """The fixture site, served on 127.0.0.1 (and as localhost) for the whole module."""
+
+    site: Site
+    state: ServerState
+
+
 @pytest.fixture(scope="module")
-def crawl(tmp_path_factory, serve) -> Crawl:
+def site_server(tmp_path_factory, serve) -> Iterator[SiteServer]:
     root = tmp_path_factory.mktemp("site")
-    workdir = tmp_path_factory.mktemp("crawl")
     with serve(root) as (base, state):
         site = build_site(root, base, base.replace("127.0.0.1", "localhost"))
         state.content_types.update(site.content_types)
         state.slow.update(site.slow)
         state.slow_seconds = SLOW_TIMEOUT + 3
-        proc = scrapy_crawl(
-            workdir, "-a", f"start_urls={base}/", "-O", "rows.jsonl", "-O", "rows.csv",
-            "-s", f"DOWNLOAD_TIMEOUT={SLOW_TIMEOUT}", "-s", "RETRY_TIMES=0",
-            "-s", "AUTOTHROTTLE_START_DELAY=0.2", "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.5",
-            "-s", "MEDCRAWL_DATASET_DIR=dataset", "-s", f"MEDCRAWL_DATASET_MIN_CONFIDENCE={MIN_CONFIDENCE}",
-            "-s", "LOG_FILE=crawl.log")
-        requests = list(state.requests)
-    log = (workdir / "crawl.log").read_text() if (workdir / "crawl.log").exists() else proc.stderr
+        yield SiteServer(site, state)
+
+
+def run_crawl(server: SiteServer, workdir: Path, *args: str) -> Crawl:
+    """Crawl the fixture site with test-speed settings and collect every output."""
+    first_request = len(server.state.requests)
+    proc = scrapy_crawl(
+        workdir, *args, "-O", "rows.jsonl", "-O", "rows.csv",
+        "-s", f"DOWNLOAD_TIMEOUT={SLOW_TIMEOUT}", "-s", "RETRY_TIMES=0",
+        "-s", "AUTOTHROTTLE_START_DELAY=0.2", "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.5",
+        "-s", "LOG_FILE=crawl.log")
+    log = (workdir / "crawl.log").read_text() if (workdir / "crawl.log").exists() else ""
     assert proc.returncode == 0, log[-4000:] + proc.stderr[-2000:]
     rows = [json.loads(line) for line in (workdir / "rows.jsonl").read_text().splitlines()]
     with open(workdir / "rows.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         csv_rows, header = list(reader), list(reader.fieldnames or [])
     stats = {k: int(v) for k, v in re.findall(r"'(medcrawl/[^']+)': (\d+)", log)}
-    return Crawl(site, workdir, proc.returncode, rows, csv_rows, header, log, stats, requests)
+    requests = server.state.requests[first_request:]
+    return Crawl(server.site, workdir, proc.returncode, rows, csv_rows, header, log, stats, requests)
+
+
+@pytest.fixture(scope="module")
+def crawl(site_server, tmp_path_factory) -> Crawl:
+    """The full crawl from the site root, with a dataset."""
+    return run_crawl(site_server, tmp_path_factory.mktemp("crawl"),
+                     "-a", f"start_urls={site_server.site.base}/", "-s", "MEDCRAWL_DATASET_DIR=dataset",
+                     "-s", f"MEDCRAWL_DATASET_MIN_CONFIDENCE={MIN_CONFIDENCE}",
+                     "-s", "MEDCRAWL_LOGSTATS_INTERVAL=1")
 
 
 # ---- rows ------------------------------------------------------------------------------------
@@ -229,7 +253,9 @@ def test_stats_count_every_outcome(crawl):
     assert s["medcrawl/pdfs"] == len(crawl.site.pdf_images) + 2     # + encrypted and broken
 
 
-def test_closing_log_line(crawl):
+def test_progress_and_closing_log_lines(crawl):
+    assert re.search(r"\[medcrawl\.extensions\] INFO: Harvest: \d+ images found, \d+ rows done .* rows/min",
+                     crawl.log)
     line = next(line for line in crawl.log.splitlines() if "Harvest finished (finished)" in line)
     assert f"{len(crawl.rows)} images found, {len(crawl.rows)} rows done" in line
     assert "Traceback" not in crawl.log
@@ -259,3 +285,29 @@ def test_missing_model_stops_the_crawl_at_start(tmp_path):
     assert "no model at" in proc.stderr and "model.json is missing" in proc.stderr
     out = tmp_path / "rows.csv"
     assert not out.exists() or out.read_text().strip() == ""
+
+
+# ---- spider arguments --------------------------------------------------------------------------
+
+def test_seed_file_and_max_depth_limit_link_following(site_server, tmp_path):
+    site = site_server.site
+    (tmp_path / "seeds.txt").write_text(f"# seeds\n{site.url('loop-a.html')}\n\n")
+    shallow = run_crawl(site_server, tmp_path, "-a", "start_urls_file=seeds.txt", "-a", "max_depth=1",
+                        "-a", "allowed_domains=127.0.0.1")
+    pages = {p for _, p in shallow.requests if p.endswith(".html")}
+    assert pages == {"/loop-a.html", "/loop-b.html", "/index.html"}    # depth 0 and 1 only
+    grace, copy = site.url("img/grace_hopper.jpg"), site.url("img/copy-of-grace.jpg")
+    assert sorted((r["image_url"], r["source_url"]) for r in shallow.rows) == sorted([
+        (grace, site.url("index.html")), (grace, site.url("loop-b.html")), (copy, site.url("loop-b.html"))])
+    assert all(r["status"] == "ok" for r in shallow.rows)
+
+
+def test_spider_arguments():
+    spider = SiteSpider(start_urls="http://a.test/x, http://b.test:8080/y,http://a.test/x", follow="false")
+    assert spider.start_urls == ["http://a.test/x", "http://b.test:8080/y"]
+    assert spider.allowed_domains == ["a.test", "b.test"] and spider.max_depth == 0
+    spider = SiteSpider(start_urls="http://a.test/", allowed_domains="a.test, cdn.a.test", max_depth="3")
+    assert spider.allowed_domains == ["a.test", "cdn.a.test"] and spider.max_depth == 3
+    assert SiteSpider(start_urls="http://a.test/").max_depth is None
+    with pytest.raises(ValueError, match="no start URLs"):
+        SiteSpider()
