@@ -188,21 +188,25 @@ def cmd_classify(args) -> int:
         try:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
             export = MedicalExport(args.export_medical, min_conf) if args.export_medical else None
-        except OSError as exc:
-            print(f"medcrawl: error: {exc}", file=sys.stderr)
+            writer = open_writer(fmt, out)
+            bar = stack.enter_context(_progress(args, sources))
+            for batch in labelled_batches(classifier, reader.items(sources), args.batch_size,
+                                          args.min_size):
+                for item in batch:
+                    if export:
+                        export.add(item)
+                    item.body = None
+                    stats[_outcome(item)] += 1
+                    writer.write(item)
+                bar.update(len(batch))
+            bar.close()                    # before a table is printed on the same terminal
+            writer.close()
+        except BrokenPipeError:            # e.g. `medcrawl classify ... | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_FATAL
-        writer = open_writer(fmt, out)
-        bar = stack.enter_context(_progress(args, sources))
-        items = reader.items(sources)
-        for batch in labelled_batches(classifier, items, args.batch_size, args.min_size):
-            for item in batch:
-                if export:
-                    stats["exported"] += bool(export.add(item))
-                item.body = None
-                stats[_outcome(item)] += 1
-                writer.write(item)
-            bar.update(len(batch))
-        writer.close()
+        except OSError as exc:
+            print(f"medcrawl: error: cannot write: {exc}", file=sys.stderr)
+            return EXIT_FATAL
     return _report(args, stats, reader.truncated, export)
 
 
