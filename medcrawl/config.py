@@ -26,7 +26,7 @@ class Config:
     logstats_interval: float = 60.0           # seconds between progress lines (0: off)
 
     @classmethod
-    def from_settings(cls, settings: BaseSettings) -> "Config":
+    def from_settings(cls, settings: BaseSettings) -> Config:
         """Read and validate the MEDCRAWL_* settings."""
         d = cls()
         config = cls(

@@ -30,7 +30,7 @@ class HarvestStats:
         self._last = (time.monotonic(), 0)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> "HarvestStats":
+    def from_crawler(cls, crawler: Any) -> HarvestStats:
         ext = cls(crawler.stats, Config.from_settings(crawler.settings).logstats_interval)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)

@@ -53,7 +53,7 @@ def extract_page(html: str | bytes, base_url: str) -> PageLinks:
     return found.result
 
 
-def _visit(node: Selector, found: "_Collector") -> None:
+def _visit(node: Selector, found: _Collector) -> None:
     tag = node.root.tag.lower() if isinstance(node.root.tag, str) else ""
     if tag == "img":
         found.add("images", best_img_source(node))

@@ -16,7 +16,7 @@ import pytest
 class RecordingHandler(SimpleHTTPRequestHandler):
     """Serve a folder; record every request; honour per-path Content-Type and slow paths."""
 
-    def __init__(self, *args, server_state: "ServerState", **kwargs):
+    def __init__(self, *args, server_state: ServerState, **kwargs):
         self.state = server_state
         super().__init__(*args, **kwargs)
 

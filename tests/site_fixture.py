@@ -142,6 +142,7 @@ def page(title: str, body: str, head: str = "") -> str:
 # ---- the site ------------------------------------------------------------------------------
 
 OK = {fmt: Expected("ok", fmt=fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP")}
+PIXEL_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 
 
 def build_site(root: Path, base: str, other: str) -> Site:
@@ -214,7 +215,7 @@ def _markup(site: Site) -> None:
       <img src="img/plain.png" alt="plain">
       <img src="img/small-400.jpg" srcset="img/small-400.jpg 400w, img/large-800.jpg 800w">
       <img srcset="img/x1.png 1x, img/x2.png 2x">
-      <img src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7" data-src="img/lazy.jpg">
+      <img src="{PIXEL_GIF}" data-src="img/lazy.jpg">
       <img src="img/spacer.gif" data-srcset="img/lazyset-300.jpg 300w, img/lazyset-900.jpg 900w">
       <img src="img/blank.gif" data-lazy-src="img/lazy2.png">
       <picture><source srcset="img/pic.webp" type="image/webp"><img src="img/pic.jpg"></picture>

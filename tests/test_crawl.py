@@ -134,7 +134,7 @@ def test_pdf_images_extracted_once_per_xref_with_page(crawl):
 
 
 def test_unreadable_pdfs_give_one_error_row_each(crawl):
-    for (url, source), exp in crawl.site.rows.items():
+    for (url, _), exp in crawl.site.rows.items():
         if exp.source_type == "pdf":
             rows = crawl.by_url(url)
             assert len(rows) == 1, url
@@ -162,6 +162,14 @@ def test_labels_are_consistent(crawl):
     for row in crawl.rows:
         if row["status"] != "ok":
             assert row["label"] == "" and row["medical_probability"] is None and row["error"]
+
+
+def test_real_images_get_plausible_labels(crawl):
+    """The committed model on real pictures: an MRI slice is medical; a portrait and a logo are not."""
+    label = {r["image_url"]: r["label"] for r in crawl.html_rows()}
+    assert label[crawl.site.url("img/mri.png")] == "medical"
+    assert label[crawl.site.url("img/grace_hopper.jpg")] == "non-medical"
+    assert label[crawl.site.url("img/logo2.png")] == "non-medical"
 
 
 def test_sizes_match_the_source_images(crawl):
@@ -226,7 +234,8 @@ def test_robots_offsite_and_unused_candidates_never_fetched(crawl):
 
 def test_loops_and_fragments_fetch_each_page_once(crawl):
     counts = Counter(p for host, p in crawl.requests if host.startswith("127.0.0.1"))
-    for page in ("/", "/index.html", "/markup.html", "/loop-a.html", "/loop-b.html", "/bad.html", "/pdfs.html"):
+    pages = ("/", "/index.html", "/markup.html", "/loop-a.html", "/loop-b.html", "/bad.html", "/pdfs.html")
+    for page in pages:
         assert counts[page] == 1, (page, counts[page])
     assert counts["/img/grace_hopper.jpg"] == 1     # three occurrences, one download
     assert not any("#" in p for _, p in crawl.requests)

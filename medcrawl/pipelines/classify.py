@@ -93,7 +93,7 @@ class ClassifyPipeline:
         self._submitted: set[str] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> "ClassifyPipeline":
+    def from_crawler(cls, crawler: Any) -> ClassifyPipeline:
         config = Config.from_settings(crawler.settings)
         try:
             classifier = load_classifier(config.model, config.model_engine)
@@ -137,7 +137,7 @@ class ClassifyPipeline:
         verdict = self._verdicts.get(item.sha256)
         if verdict is None:
             return item.fail("no_content")
-        for name, value in zip(VERDICT_FIELDS, verdict):
+        for name, value in zip(VERDICT_FIELDS, verdict, strict=True):
             setattr(item, name, value)
         return item
 

@@ -27,7 +27,7 @@ class DatasetPipeline:
         self._writer: csv.DictWriter | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> "DatasetPipeline":
+    def from_crawler(cls, crawler: Any) -> DatasetPipeline:
         config = Config.from_settings(crawler.settings)
         if not config.dataset_dir:
             raise NotConfigured("MEDCRAWL_DATASET_DIR is not set")

@@ -100,7 +100,7 @@ class ImageStorePipeline(FilesPipeline):
         self.content = ContentStore(self.store, crawler.stats)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> "ImageStorePipeline":
+    def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
         settings = crawler.settings
         cls._update_stores(settings)
         return cls(settings.get("IMAGES_STORE") or settings.get("FILES_STORE"), crawler=crawler)

@@ -45,7 +45,7 @@ class SiteSpider(Spider):
             self.max_depth = 0
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> "SiteSpider":
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.config = Config.from_settings(crawler.settings)
         spider.pdf_worker = Worker("medcrawl-pdf")
@@ -58,12 +58,12 @@ class SiteSpider(Spider):
 
     async def parse(self, response: Response) -> AsyncIterator[Any]:
         """Dispatch on content: PDF, image, or HTML page (anything else is ignored)."""
-        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        content_type = header(response, "Content-Type").lower()
         if looks_like_pdf(response.body, content_type):
             async for row in self.pdf_rows(response):
                 yield row
         elif content_type.startswith("image/"):
-            referer = response.request.headers.get(b"Referer", b"").decode("latin-1") if response.request else ""
+            referer = header(response.request, "Referer") if response.request else ""
             yield self.found(ImageItem(image_url=response.url, source_url=referer or response.url,
                                        body=response.body))
         elif isinstance(response, HtmlResponse):
@@ -84,8 +84,8 @@ class SiteSpider(Spider):
                 yield response.follow(url, self.parse, errback=self.page_failed)
 
     async def parse_pdf(self, response: Response) -> AsyncIterator[ImageItem]:
-        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1")
-        if looks_like_pdf(response.body, content_type):
+        """A response to a PDF link: its images, or one error row if it is no PDF."""
+        if looks_like_pdf(response.body, header(response, "Content-Type")):
             async for row in self.pdf_rows(response):
                 yield row
         else:
@@ -126,7 +126,13 @@ class SiteSpider(Spider):
         return item
 
 
+def header(message: Response | Request, name: str) -> str:
+    """A request's or response's header as text ('' when absent)."""
+    return (message.headers.get(name) or b"").decode("latin-1")
+
+
 def pdf_error_row(url: str, reason: str, status: str = "error") -> ImageItem:
+    """The one row of a PDF that could not be fetched or read."""
     return ImageItem(image_url=url, source_url=url, source_type="pdf").fail(reason, status)
 
 
