@@ -178,7 +178,7 @@ def build_app(classifier: Classifier, settings: UiSettings) -> gr.Blocks:
                 pdf_btn = gr.Button("Classify PDF", variant="primary", elem_id="run-pdf")
         message = gr.Markdown(elem_id="summary")
         gallery = gr.Gallery(label="Images (medical first)", columns=6, fit_columns=False,
-                             height="auto", object_fit="contain", elem_id="gallery",
+                             object_fit="contain", elem_id="gallery",
                              interactive=False)
         with gr.Row():
             csv_btn = gr.DownloadButton("Download table (CSV)", interactive=False,

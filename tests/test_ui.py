@@ -13,8 +13,10 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import zipfile
 from pathlib import Path
 
@@ -40,8 +42,10 @@ def app_url(tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("ui") / "server.log", "w+")
     script = Path(sys.executable).with_name("medcrawl")
+    # 127.0.0.1/32 is let through for the test site; every other private address stays refused.
     proc = subprocess.Popen([str(script), "ui", "--host", "127.0.0.1", "--port", str(port),
-                             "--max-images", "10", "--max-file-size", str(MAX_FILE_SIZE)],
+                             "--max-images", "10", "--max-file-size", str(MAX_FILE_SIZE),
+                             "--allow-network", "127.0.0.1/32"],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -64,6 +68,33 @@ def app_url(tmp_path_factory):
 def _read(log) -> str:
     log.seek(0)
     return log.read()[-4000:]
+
+
+SITE = {"/page.html": (b'<html><body><h1>Cases</h1><img src="/scan.png"><img src="/portrait.jpg">'
+                      b'<img src="/gone.png"></body></html>', "text/html"),
+        "/scan.png": (mri_png(), "image/png"), "/portrait.jpg": (photo_jpeg(), "image/jpeg")}
+
+
+class SiteHandler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        body, ctype = SITE.get(self.path, (b"not found", "text/plain"))
+        self.send_response(200 if self.path in SITE else 404)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +184,26 @@ def test_pdf_upload(page, images):
     assert "paper.pdf#page=1" in table and "paper.pdf#page=2" in table and "pdf" in table
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",
-                                 "http://127.0.0.1:9/x.png", "http://localhost/"])
-def test_private_url_is_refused(page, url):
+def classify_url(page, url: str) -> None:
     page.get_by_role("tab", name="URL").click()
     page.locator("#url textarea, #url input").first.fill(url)
     page.get_by_role("button", name="Classify URL").click()
+
+
+def test_page_url(page, site):
+    classify_url(page, f"{site}/page.html")
+    page.locator("#summary").get_by_text("3 images").wait_for(timeout=60_000)
+    assert "1 medical, 1 non-medical, 0 skipped, 1 unreadable (http_404: 1)" in page.locator("#summary").inner_text()
+    table = page.locator("#results").inner_text()
+    assert f"{site}/scan.png" in table and f"{site}/gone.png" in table and "http_404" in table
+    captions = [t for t in page.locator("#gallery .caption-label, #gallery figcaption").all_inner_texts() if t.strip()]
+    assert captions[0].startswith("medical") and "scan.png" in captions[0]
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/",
+                                 "http://127.0.0.2:9/x.png", "http://10.0.0.1/", "http://[::1]/"])
+def test_private_url_is_refused(page, url):
+    classify_url(page, url)
     page.locator("#summary").get_by_text("private_address").wait_for(timeout=30_000)
     assert "1 unreadable" in page.locator("#summary").inner_text()
     assert "private_address" in page.locator("#results").inner_text()
