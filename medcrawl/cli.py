@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", parents=[common], help="serve the classification web page",
                        description="Serve a Gradio web page to classify uploads, URLs and PDFs.")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--max-file-size", type=parse_size, default="20MB", metavar="SIZE",
                    help="largest upload accepted, per file (default: 20MB)")

@@ -1,4 +1,4 @@
-"""Write result rows (terminal table, CSV, JSON lines) and copy medical images out, once per image."""
+"""Write result rows (terminal table, CSV, JSON lines); copy medical images out, once per image."""
 
 from __future__ import annotations
 

@@ -121,7 +121,7 @@ class Fetcher:
     def _request(self, url: str, deadline: float) -> tuple[int, http.client.HTTPMessage, bytes]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
-            raise FetchError("unsupported_scheme", f"only http and https URLs can be fetched: {url}")
+            raise FetchError("unsupported_scheme", f"only http(s) URLs can be fetched: {url}")
         if not parts.hostname:
             raise FetchError("bad_url", f"no host in {url}")
         try:
@@ -142,7 +142,8 @@ class Fetcher:
         except FetchError:
             raise
         except (TimeoutError, socket.timeout):
-            raise FetchError("timeout", f"{url} took longer than {self.limits.timeout:g}s") from None
+            raise FetchError("timeout",
+                             f"{url} took longer than {self.limits.timeout:g}s") from None
         except ssl.SSLError as exc:
             raise FetchError("tls_error", f"{url}: {exc}") from None
         except zlib.error as exc:

@@ -1,4 +1,4 @@
-"""Turn one-off inputs (files, directories, PDFs, image URLs, page URLs) into ImageItems with bodies.
+"""Turn one-off inputs (files, folders, PDFs, image URLs, page URLs) into ImageItems with bodies.
 
 Shared by ``medcrawl classify`` and the web page. Reading never raises for a bad input: it yields
 an error row with a specific reason instead, and the other inputs go on.
@@ -29,7 +29,8 @@ FILE_SUFFIXES = frozenset({f".{ext}" for ext in EXTENSIONS.values()} | {
     ".jpeg", ".jpe", ".jfif", ".tiff", ".svg", ".pdf"})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 logger = logging.getLogger(__name__)
-_PDF_LOCK = threading.Lock()           # PyMuPDF is not thread-safe (the web page runs requests in parallel)
+# PyMuPDF is not thread-safe, and the web page runs requests in parallel.
+_PDF_LOCK = threading.Lock()
 
 
 def is_url(text: str) -> bool:
@@ -52,7 +53,7 @@ def expand(inputs: Iterable[str]) -> list[str]:
 
 @dataclass
 class InputReader:
-    """Read inputs into ImageItems: at most ``max_images`` in all, fetches within ``time_budget``."""
+    """Read inputs into ImageItems: at most ``max_images``, all fetches within ``time_budget``."""
 
     fetcher: Fetcher
     max_bytes: int = 100 * 1024 * 1024
@@ -92,7 +93,8 @@ class InputReader:
             data = Path(path).read_bytes()
         except (OSError, _TooLarge) as exc:
             logger.warning("cannot read %s: %s", path, exc)
-            yield ImageItem(image_url=path, source_url=path, source_type="file").fail(_os_reason(exc))
+            item = ImageItem(image_url=path, source_url=path, source_type="file")
+            yield item.fail(_os_reason(exc))
             return
         if looks_like_pdf(data):
             yield from self._pdf_items(data, path, limit)
@@ -121,9 +123,10 @@ class InputReader:
             logger.warning("cannot read PDF %s: %s", source, exc)
             yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail(exc.reason)
             return
-        except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, as in the crawl
+        except Exception as exc:  # noqa: BLE001 - any MuPDF failure: one error row, as in the crawl
             logger.warning("PDF %s failed: %r", source, exc)
-            yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail("pdf_failed")
+            yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail(
+                "pdf_failed")
             return
         if not found:
             yield _no_images(source, "pdf")
