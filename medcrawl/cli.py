@@ -136,13 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def setup_logging() -> None:
-    """Warnings from medcrawl go to stderr, above any progress bar."""
+    """Warnings from medcrawl go to stderr, above any progress bar (levels left as they are)."""
     if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
-        handler = _TqdmHandler()
+        handler = _TqdmHandler(logging.WARNING)
         handler.setFormatter(logging.Formatter("medcrawl: %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 class _TqdmHandler(logging.Handler):
@@ -238,7 +236,7 @@ def _report(args, stats: Counter, truncated: bool, export) -> int:
     if truncated:
         print(f"medcrawl: stopped at --max-images {args.max_images}", file=sys.stderr)
     if not args.quiet:
-        line = (f"medcrawl: {total} images: {stats[MEDICAL]} medical, {stats['non-medical']} "
+        line = (f"medcrawl: {total} image{'s' * (total != 1)}: {stats[MEDICAL]} medical, {stats['non-medical']} "
                 f"non-medical, {skipped} skipped, {sum(errors.values())} unreadable")
         if export:
             line += f"; {len(export.files)} medical images in {export.directory}"
