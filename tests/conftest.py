@@ -39,6 +39,7 @@ class QuietServer(ThreadingHTTPServer):
     """A threading server that does not print client disconnects (timeouts are on purpose)."""
 
     daemon_threads = True
+    request_queue_size = 128        # the default 5 drops connections under crawl concurrency
 
     def handle_error(self, request, client_address) -> None:
         pass

@@ -11,6 +11,7 @@ from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.pipelines.media import FileInfoOrError, MediaPipeline
+from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import ensure_awaitable
 
@@ -41,6 +42,14 @@ def content_extension(data: bytes) -> str | None:
     if data[4:12] in (b"ftypavif", b"ftypavis"):
         return "avif"
     return "svg" if sniff(data) == "svg" else None
+
+
+def store_uri(settings: BaseSettings) -> str | None:
+    """IMAGES_STORE, or FILES_STORE when that was set with a higher priority (e.g. on -s)."""
+    images, files = settings.get("IMAGES_STORE"), settings.get("FILES_STORE")
+    if files and (settings.getpriority("FILES_STORE") or 0) > (settings.getpriority("IMAGES_STORE") or 0):
+        return files
+    return images or files
 
 
 class ContentStore:
@@ -101,9 +110,8 @@ class ImageStorePipeline(FilesPipeline):
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
-        settings = crawler.settings
-        cls._update_stores(settings)
-        return cls(settings.get("IMAGES_STORE") or settings.get("FILES_STORE"), crawler=crawler)
+        cls._update_stores(crawler.settings)
+        return cls(store_uri(crawler.settings), crawler=crawler)
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem) or item.status:

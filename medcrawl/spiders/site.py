@@ -106,7 +106,9 @@ class SiteSpider(Spider):
             self.logger.warning("PDF %s failed: %r", url, exc)
             yield self.found(pdf_error_row(url, "pdf_failed"))
             return
-        for image in images:
+        images.reverse()
+        while images:       # pop, so bytes of rows already processed can be freed
+            image = images.pop()
             yield self.found(ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}",
                                        source_url=url, source_type="pdf", pdf_page=image.page,
                                        body=image.data))
