@@ -142,6 +142,7 @@ def page(title: str, body: str, head: str = "") -> str:
 # ---- the site ------------------------------------------------------------------------------
 
 OK = {fmt: Expected("ok", fmt=fmt) for fmt in ("JPEG", "PNG", "GIF", "WEBP")}
+HUGE_BYTES = 2 * 1024 * 1024      # over the DOWNLOAD_MAXSIZE the crawl tests set
 PIXEL_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 
 
@@ -240,13 +241,14 @@ def _bad_inputs(site: Site) -> None:
     site.slow.add("/bad/slow.jpg")
     site.image("bad/bomb.png", bomb_png(), p, Expected("error", "decompression_bomb"))
     site.image("bad/tiny.png", encode(photo(16, 16, 21), "PNG"), p, Expected("skipped", "too_small"))
+    site.image("bad/huge.jpg", b"\xff\xd8\xff" + bytes(HUGE_BYTES), p, Expected("error", "too_large"))
     site.image("bad/cmyk.jpg", encode(photo(100, 100, 22).convert("CMYK"), "JPEG"), p, OK["JPEG"])
     site.image("bad/anim.gif", animated_gif(), p, OK["GIF"])
     site.expect("private/hidden.png", p, Expected("skipped", "robots_txt"))
     site.write("private/hidden.png", encode(photo(100, 100, 23), "PNG"))
     site.never_requested.append("/private/hidden.png")
     imgs = ["truncated.jpg", "empty.jpg", "text.jpg", "vector.svg", "missing.png", "slow.jpg",
-            "bomb.png", "tiny.png", "cmyk.jpg", "anim.gif", "../private/hidden.png"]
+            "bomb.png", "tiny.png", "huge.jpg", "cmyk.jpg", "anim.gif", "../private/hidden.png"]
     site.write(p, page("Bad inputs", "".join(f"<img src='bad/{name}'>" for name in imgs)))
 
 

@@ -25,6 +25,7 @@ from site_fixture import Site, build_site
 
 MIN_CONFIDENCE = 0.75
 SLOW_TIMEOUT = 2
+MAXSIZE = 1024 * 1024
 
 
 @dataclass
@@ -79,7 +80,7 @@ def run_crawl(server: SiteServer, workdir: Path, *args: str) -> Crawl:
     first_request = len(server.state.requests)
     proc = scrapy_crawl(
         workdir, *args, "-O", "rows.jsonl", "-O", "rows.csv",
-        "-s", f"DOWNLOAD_TIMEOUT={SLOW_TIMEOUT}", "-s", "RETRY_TIMES=0",
+        "-s", f"DOWNLOAD_TIMEOUT={SLOW_TIMEOUT}", "-s", "RETRY_TIMES=0", "-s", f"DOWNLOAD_MAXSIZE={MAXSIZE}",
         "-s", "AUTOTHROTTLE_START_DELAY=0.2", "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.5",
         "-s", "LOG_FILE=crawl.log")
     log = (workdir / "crawl.log").read_text() if (workdir / "crawl.log").exists() else ""
@@ -315,6 +316,7 @@ def test_spider_arguments():
     spider = SiteSpider(start_urls="http://a.test/x, http://b.test:8080/y,http://a.test/x", follow="false")
     assert spider.start_urls == ["http://a.test/x", "http://b.test:8080/y"]
     assert spider.allowed_domains == ["a.test", "b.test"] and spider.max_depth == 0
+    assert SiteSpider(start_urls="https://www.c.test/").allowed_domains == ["c.test"]
     spider = SiteSpider(start_urls="http://a.test/", allowed_domains="a.test, cdn.a.test", max_depth="3")
     assert spider.allowed_domains == ["a.test", "cdn.a.test"] and spider.max_depth == 3
     assert SiteSpider(start_urls="http://a.test/").max_depth is None

@@ -24,7 +24,7 @@ FALSE = ("0", "false", "no", "off")
 class SiteSpider(Spider):
     """``scrapy crawl site -a start_urls=URL[,URL] [-a allowed_domains=..] [-a max_depth=N]``.
 
-    Pages are followed within ``allowed_domains`` (default: the seeds' hosts) up to
+    Pages are followed within ``allowed_domains`` (default: the seeds' hosts, without ``www.``) up to
     ``max_depth`` link hops; images and PDFs of a visited page are fetched from any host.
     """
 
@@ -37,8 +37,7 @@ class SiteSpider(Spider):
         self.start_urls = read_seeds(start_urls, start_urls_file)
         if not self.start_urls:
             raise ValueError("no start URLs: pass -a start_urls=URL[,URL...] or -a start_urls_file=FILE")
-        self.allowed_domains = (split_list(allowed_domains)
-                                or sorted({urlsplit(u).hostname or "" for u in self.start_urls} - {""}))
+        self.allowed_domains = split_list(allowed_domains) or seed_domains(self.start_urls)
         follows = str(follow).strip().lower() not in FALSE
         self.max_depth = int(max_depth) if max_depth not in (None, "") else None
         if not follows:
@@ -142,6 +141,12 @@ def split_list(value: str | list[str] | None) -> list[str]:
     """'a, b,,c' or ['a', 'b'] -> ['a', 'b', 'c']."""
     parts = value.split(",") if isinstance(value, str) else (value or [])
     return [p.strip() for p in parts if p and p.strip()]
+
+
+def seed_domains(urls: list[str]) -> list[str]:
+    """The seeds' host names without a leading ``www.`` (so the bare domain is allowed too)."""
+    hosts = {(urlsplit(u).hostname or "").removeprefix("www.") for u in urls}
+    return sorted(hosts - {""})
 
 
 def read_seeds(start_urls: str | list[str] | None, start_urls_file: str | None) -> list[str]:
