@@ -26,6 +26,7 @@ from site_fixture import Site, build_site
 MIN_CONFIDENCE = 0.75
 SLOW_TIMEOUT = 2
 MAXSIZE = 1024 * 1024
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -49,11 +50,13 @@ class Crawl:
         return [r for r in self.rows if r["image_url"] == url]
 
 
-def scrapy_crawl(workdir: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    """Run `scrapy crawl site ARGS` in workdir with the project's settings."""
-    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "medcrawl.settings", "TF_CPP_MIN_LOG_LEVEL": "3"}
+def scrapy_crawl(cwd: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run `scrapy crawl site ARGS` in cwd: the repository root finds scrapy.cfg, others need the env."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if cwd != REPO:
+        env["SCRAPY_SETTINGS_MODULE"] = "medcrawl.settings"
     cmd = [sys.executable, "-m", "scrapy", "crawl", "site", *args]
-    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
@@ -75,14 +78,14 @@ def site_server(tmp_path_factory, serve) -> Iterator[SiteServer]:
         yield SiteServer(site, state)
 
 
-def run_crawl(server: SiteServer, workdir: Path, *args: str) -> Crawl:
-    """Crawl the fixture site with test-speed settings and collect every output."""
+def run_crawl(server: SiteServer, workdir: Path, *args: str, cwd: Path | None = None) -> Crawl:
+    """Crawl the fixture site with test-speed settings; outputs go to workdir (cwd: workdir)."""
     first_request = len(server.state.requests)
     proc = scrapy_crawl(
-        workdir, *args, "-O", "rows.jsonl", "-O", "rows.csv",
+        cwd or workdir, *args, "-O", f"{workdir}/rows.jsonl", "-O", f"{workdir}/rows.csv",
         "-s", f"DOWNLOAD_TIMEOUT={SLOW_TIMEOUT}", "-s", "RETRY_TIMES=0", "-s", f"DOWNLOAD_MAXSIZE={MAXSIZE}",
         "-s", "AUTOTHROTTLE_START_DELAY=0.2", "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.5",
-        "-s", "LOG_FILE=crawl.log")
+        "-s", f"LOG_FILE={workdir}/crawl.log")
     log = (workdir / "crawl.log").read_text() if (workdir / "crawl.log").exists() else ""
     assert proc.returncode == 0, log[-4000:] + proc.stderr[-2000:]
     rows = [json.loads(line) for line in (workdir / "rows.jsonl").read_text().splitlines()]
@@ -300,16 +303,19 @@ def test_missing_model_stops_the_crawl_at_start(tmp_path):
 # ---- spider arguments --------------------------------------------------------------------------
 
 def test_seed_file_and_max_depth_limit_link_following(site_server, tmp_path):
+    """Also the plain `scrapy crawl site ...` from the repository root (scrapy.cfg)."""
     site = site_server.site
     (tmp_path / "seeds.txt").write_text(f"# seeds\n{site.url('loop-a.html')}\n\n")
-    shallow = run_crawl(site_server, tmp_path, "-a", "start_urls_file=seeds.txt", "-a", "max_depth=1",
-                        "-a", "allowed_domains=127.0.0.1")
+    shallow = run_crawl(site_server, tmp_path, "-a", f"start_urls_file={tmp_path}/seeds.txt",
+                        "-a", "max_depth=1", "-a", "allowed_domains=127.0.0.1",
+                        "-s", f"IMAGES_STORE={tmp_path}/store", cwd=REPO)
     pages = {p for _, p in shallow.requests if p.endswith(".html")}
     assert pages == {"/loop-a.html", "/loop-b.html", "/index.html"}    # depth 0 and 1 only
     grace, copy = site.url("img/grace_hopper.jpg"), site.url("img/copy-of-grace.jpg")
     assert sorted((r["image_url"], r["source_url"]) for r in shallow.rows) == sorted([
         (grace, site.url("index.html")), (grace, site.url("loop-b.html")), (copy, site.url("loop-b.html"))])
     assert all(r["status"] == "ok" for r in shallow.rows)
+    assert all((tmp_path / "store" / r["path"]).is_file() for r in shallow.rows)
 
 
 def test_spider_arguments():
