@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -104,6 +105,12 @@ class Classifier:
         if not arrays:
             return []
         return [self.verdict(p) for p in self.predict(np.stack(arrays))]
+
+
+@functools.lru_cache(maxsize=4)
+def load_shared(model_dir: str | None = None, engine: str | None = None) -> Classifier:
+    """The model loaded once per process (per directory and engine); raises ModelError."""
+    return Classifier.load(model_dir, engine)
 
 
 def read_metadata(model_dir: Path) -> dict:

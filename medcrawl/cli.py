@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib
 import importlib.util
 import logging
@@ -15,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from medcrawl import __version__
-from medcrawl.classifier import ENGINES, MEDICAL, Classifier, ModelError
+from medcrawl.classifier import ENGINES, MEDICAL, Classifier, ModelError, load_shared
 from medcrawl.fetch import FetchLimits
 
 EXIT_OK, EXIT_FATAL, EXIT_UNREADABLE = 0, 1, 2
@@ -149,12 +148,6 @@ class _TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-@functools.lru_cache(maxsize=4)
-def load_classifier(model: str | None, engine: str | None) -> Classifier:
-    """Load a model once per process (and model directory / engine)."""
-    return Classifier.load(model, engine)
-
-
 def fetch_limits(args, timeout: float | None = None) -> FetchLimits:
     return FetchLimits(timeout=timeout or args.timeout, max_bytes=args.max_bytes,
                        allow_private=args.allow_private_urls,
@@ -163,7 +156,7 @@ def fetch_limits(args, timeout: float | None = None) -> FetchLimits:
 
 def _classifier_or_exit(args) -> Classifier | None:
     try:
-        return load_classifier(args.model, args.engine)
+        return load_shared(args.model, args.engine)
     except ModelError as exc:
         print(f"medcrawl: error: cannot load the model: {exc}", file=sys.stderr)
         return None

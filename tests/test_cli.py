@@ -15,7 +15,8 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from medcrawl.cli import load_classifier, main
+from medcrawl.classifier import load_shared
+from medcrawl.cli import main
 from medcrawl.items import ROW_FIELDS
 from oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
 
@@ -26,7 +27,7 @@ SHA = {name: hashlib.sha256(data).hexdigest() for name, data in (("photo", PHOTO
 
 @pytest.fixture(scope="session")
 def classifier():
-    return load_classifier(None, None)          # the committed model, once per session
+    return load_shared(None, None)          # the committed model, once per session
 
 
 @pytest.fixture(scope="module")

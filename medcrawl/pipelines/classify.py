@@ -12,7 +12,7 @@ from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred, DeferredList
 
-from medcrawl.classifier import Classifier, ModelError
+from medcrawl.classifier import Classifier, ModelError, load_shared
 from medcrawl.config import Config
 from medcrawl.items import ImageItem
 from medcrawl.labeling import label_items
@@ -23,12 +23,6 @@ logger = logging.getLogger(__name__)
 # What labelling fills in; copied to every row that has the same content.
 VERDICT_FIELDS = ("width", "height", "format", "label", "medical_probability", "confidence",
                   "model", "status", "error")
-
-
-@functools.cache
-def load_classifier(model: str | None, engine: str | None) -> Classifier:
-    """The model, loaded once per process (Classifier.load raises ModelError when unusable)."""
-    return Classifier.load(model, engine)
 
 
 class Batcher:
@@ -96,7 +90,7 @@ class ClassifyPipeline:
     def from_crawler(cls, crawler: Any) -> ClassifyPipeline:
         config = Config.from_settings(crawler.settings)
         try:
-            classifier = load_classifier(config.model, config.model_engine)
+            classifier = load_shared(config.model, config.model_engine)
         except ModelError as exc:
             logger.critical("medcrawl cannot start: %s", exc)
             raise

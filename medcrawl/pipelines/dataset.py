@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -11,6 +10,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from medcrawl.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.export import write_once
 from medcrawl.config import Config
 from medcrawl.images import extension_for
 from medcrawl.items import ROW_FIELDS, ImageItem
@@ -46,7 +46,7 @@ class DatasetPipeline:
     def process_item(self, item: Any) -> Any:
         if isinstance(item, ImageItem) and self.qualifies(item):
             rel = f"{item.label}/{item.sha256}.{extension_for(item.format)}"
-            if item.body is not None and self._write_once(self.root / rel, item.body):
+            if item.body is not None and write_once(self.root / rel, item.body):
                 self.stats.inc_value(f"medcrawl/dataset/{item.label}")
             self._writer.writerow({"file": rel, **item.row()})
         return item
@@ -55,16 +55,6 @@ class DatasetPipeline:
         """A labelled image confident enough for the training set."""
         return (item.status == "ok" and item.label in (MEDICAL, NON_MEDICAL)
                 and (item.confidence or 0.0) >= self.min_confidence)
-
-    @staticmethod
-    def _write_once(path: Path, data: bytes) -> bool:
-        """Write atomically unless the file exists; True if it was written now."""
-        if path.exists():
-            return False
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        return True
 
     def close_spider(self) -> None:
         if self._manifest is not None:
