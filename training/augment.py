@@ -9,12 +9,18 @@ from __future__ import annotations
 import io
 import random
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 
 def augment(img: Image.Image, rng: random.Random) -> Image.Image:
     """One random view of an RGB image."""
     img = random_crop(img, rng)
+    if rng.random() < 0.15:
+        img = pad(img, rng)
+    if rng.random() < 0.3:
+        img = contrast(img, rng)
+    if rng.random() < 0.15:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.5)))
     if rng.random() < 0.5:
         img = ImageOps.mirror(img)
     if rng.random() < 0.15:
@@ -31,10 +37,10 @@ def augment(img: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def random_crop(img: Image.Image, rng: random.Random) -> Image.Image:
-    """Keep 60-100 % of the area, aspect jitter within 3:4..4:3."""
+    """Keep 50-100 % of the area with aspect jitter within 1:2..2:1 (squashing is part of the input)."""
     w, h = img.size
-    area = rng.uniform(0.6, 1.0) * w * h
-    ratio = rng.uniform(0.75, 1.333)
+    area = rng.uniform(0.5, 1.0) * w * h
+    ratio = 2 ** rng.uniform(-1, 1)
     cw = min(w, max(1, int(round((area * ratio) ** 0.5))))
     ch = min(h, max(1, int(round((area / ratio) ** 0.5))))
     x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
@@ -64,3 +70,18 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     img.save(buf, "JPEG", quality=quality)
     buf.seek(0)
     return Image.open(buf).convert("RGB")
+
+
+def pad(img: Image.Image, rng: random.Random) -> Image.Image:
+    """Place the image on a black or white canvas up to 1.5x larger (figure margins, letterboxing)."""
+    w, h = img.size
+    cw, ch = int(w * rng.uniform(1.0, 1.5)), int(h * rng.uniform(1.0, 1.5))
+    canvas = Image.new("RGB", (cw, ch), (0, 0, 0) if rng.random() < 0.5 else (255, 255, 255))
+    canvas.paste(img, (rng.randint(0, cw - w), rng.randint(0, ch - h)))
+    return canvas
+
+
+def contrast(img: Image.Image, rng: random.Random) -> Image.Image:
+    """Jitter brightness and contrast, as different scanners, windows and cameras do."""
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.6, 1.5))
+    return ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
