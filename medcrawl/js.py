@@ -1,0 +1,92 @@
+"""JavaScript pages, opt-in: scrapy-playwright driving the system Chromium (no browser download).
+
+``-a js=true`` renders every page; ``MEDCRAWL_JS_DOMAINS=a.org,b.org`` renders only pages on
+those domains (sub-domains included). Only page requests (the spider's ``parse`` callback) go
+to the browser; images, PDFs and robots.txt stay on Scrapy's own HTTP handler. Without either
+switch the Playwright download handlers are not installed at all, so plain crawls pay nothing.
+The browser never fetches images, media or fonts (the crawl downloads images itself), and
+scrapy-playwright closes every page after reading its content, on errors too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy.exceptions import NotConfigured
+from scrapy.settings import BaseSettings
+from scrapy.utils.url import url_is_from_any_domain
+
+HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+PAGE_CALLBACKS = frozenset({"parse"})
+TRUE = ("1", "true", "yes", "on")
+SKIPPED_RESOURCES = frozenset({"image", "media", "font"})
+
+
+def js_domains(settings: BaseSettings) -> list[str]:
+    return [d.strip().lower() for d in settings.getlist("MEDCRAWL_JS_DOMAINS") if d.strip()]
+
+
+def wanted(settings: BaseSettings, spider: Any = None) -> bool:
+    """True when ``-a js=true``, ``MEDCRAWL_JS=True`` or ``MEDCRAWL_JS_DOMAINS`` asks for rendering."""
+    return render_all(settings, spider) or bool(js_domains(settings))
+
+
+def render_all(settings: BaseSettings, spider: Any = None) -> bool:
+    return str(getattr(spider, "js", "")).strip().lower() in TRUE or settings.getbool("MEDCRAWL_JS")
+
+
+def configure(settings: BaseSettings, spider: Any = None) -> None:
+    """Install the Playwright handlers, the system Chromium and the page-routing middleware."""
+    handlers = settings.getdict("DOWNLOAD_HANDLERS")
+    handlers.update({"http": HANDLER, "https": HANDLER})
+    settings.set("DOWNLOAD_HANDLERS", handlers, "addon")
+    chromium = settings.get("MEDCRAWL_CHROMIUM_PATH") or DEFAULT_CHROMIUM
+    launch = {"executable_path": chromium, "headless": True, **settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")}
+    settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, "addon")
+    settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", "addon")
+    if not settings.get("PLAYWRIGHT_ABORT_REQUEST"):
+        settings.set("PLAYWRIGHT_ABORT_REQUEST", "medcrawl.js.skip_media", "addon")
+    settings.set("MEDCRAWL_JS", render_all(settings, spider), "addon")
+    settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", JsPagesMiddleware, 560)
+
+
+def skip_media(request: Any) -> bool:
+    """PLAYWRIGHT_ABORT_REQUEST: the browser does not download images, media or fonts."""
+    return request.resource_type in SKIPPED_RESOURCES
+
+
+class JsPagesMiddleware:
+    """Send page requests (callback ``parse``) for the JS domains through Playwright.
+
+    The page is read once the network has been idle (``MEDCRAWL_JS_WAIT``, default
+    ``networkidle``), so images inserted by scripts after ``load`` are in the HTML.
+    """
+
+    def __init__(self, render_all: bool, domains: list[str], wait_state: str):
+        self.render_all, self.domains, self.wait_state = render_all, domains, wait_state
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> JsPagesMiddleware:
+        settings = crawler.settings
+        if not wanted(settings):
+            raise NotConfigured
+        return cls(settings.getbool("MEDCRAWL_JS"), js_domains(settings),
+                   settings.get("MEDCRAWL_JS_WAIT") or "networkidle")
+
+    def process_request(self, request: Any, spider: Any = None) -> None:
+        if "playwright" in request.meta or not self.renders(request):
+            return None
+        from scrapy_playwright.page import PageMethod
+
+        request.meta["playwright"] = True
+        request.meta.setdefault("playwright_page_methods", [PageMethod("wait_for_load_state", self.wait_state)])
+        return None
+
+    def renders(self, request: Any) -> bool:
+        """A page request (not an image, PDF or robots.txt) on a JS domain."""
+        if getattr(request.callback, "__name__", None) not in PAGE_CALLBACKS:
+            return False
+        return self.render_all or url_is_from_any_domain(request.url, self.domains) \
+            if urlsplit(request.url).hostname else False
