@@ -35,6 +35,9 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "medcrawl.extensions.HarvestStats": 500,
 }
+# Incremental re-runs (content index), crash-safe JOBDIR, Redis frontier, JavaScript pages:
+# switched on by settings (MEDCRAWL_CONTENT_INDEX, JOBDIR, MEDCRAWL_REDIS_URL, -a js=true); docs/scale.md.
+ADDONS = {"medcrawl.scale.ScaleAddon": 0}
 
 # Feeds (-o/-O/FEEDS) carry exactly the row columns, never the internal image bytes.
 FEED_EXPORT_FIELDS = list(ROW_FIELDS)
