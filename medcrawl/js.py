@@ -13,7 +13,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    NotConfigured,
+)
 from scrapy.settings import BaseSettings
 from scrapy.utils.url import url_is_from_any_domain
 
@@ -22,6 +28,14 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 PAGE_CALLBACKS = frozenset({"parse"})
 TRUE = ("1", "true", "yes", "on")
 SKIPPED_RESOURCES = frozenset({"image", "media", "font"})
+# Chromium's net::ERR_* codes -> the Scrapy exceptions the rest of the crawl already understands.
+BROWSER_ERRORS = (
+    ("ERR_CONNECTION_REFUSED", DownloadConnectionRefusedError),
+    ("ERR_NAME_NOT_RESOLVED", CannotResolveHostError),
+    ("ERR_TIMED_OUT", DownloadTimeoutError),
+    ("Timeout ", DownloadTimeoutError),
+    ("net::ERR_", DownloadFailedError),
+)
 
 
 def js_domains(settings: BaseSettings) -> list[str]:
@@ -49,7 +63,8 @@ def configure(settings: BaseSettings, spider: Any = None) -> None:
     if not settings.get("PLAYWRIGHT_ABORT_REQUEST"):
         settings.set("PLAYWRIGHT_ABORT_REQUEST", "medcrawl.js.skip_media", "addon")
     settings.set("MEDCRAWL_JS", render_all(settings, spider), "addon")
-    settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", JsPagesMiddleware, 560)
+    settings.add_to_list("RETRY_EXCEPTIONS", "playwright.async_api.Error")
+    settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", JsPagesMiddleware, 540)
 
 
 def skip_media(request: Any) -> bool:
@@ -60,7 +75,7 @@ def skip_media(request: Any) -> bool:
 class JsPagesMiddleware:
     """Send page requests (callback ``parse``) for the JS domains through Playwright.
 
-    The page is read once the network has been idle (``MEDCRAWL_JS_WAIT``, default
+    Ordered after RetryMiddleware for exceptions, so browser errors are retried first. The page is read once the network has been idle (``MEDCRAWL_JS_WAIT``, default
     ``networkidle``), so images inserted by scripts after ``load`` are in the HTML.
     """
 
@@ -82,6 +97,15 @@ class JsPagesMiddleware:
 
         request.meta["playwright"] = True
         request.meta.setdefault("playwright_page_methods", [PageMethod("wait_for_load_state", self.wait_state)])
+        return None
+
+    def process_exception(self, request: Any, exception: Exception, spider: Any = None) -> None:
+        """A browser navigation error (after RetryMiddleware gave up) as the matching Scrapy error."""
+        if request.meta.get("playwright") and type(exception).__module__.startswith("playwright"):
+            message = str(exception)
+            for marker, error in BROWSER_ERRORS:
+                if marker in message:
+                    raise error(message.splitlines()[0]) from exception
         return None
 
     def renders(self, request: Any) -> bool:
