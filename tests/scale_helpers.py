@@ -31,7 +31,7 @@ class GridSite:
 
     @property
     def page_paths(self) -> list[str]:
-        return ["/"] + [f"/p{i}.html" for i in range(self.pages)]
+        return ["/", "/index.html"] + [f"/p{i}.html" for i in range(self.pages)]
 
     def expected_rows(self, base: str) -> set[tuple[str, str]]:
         """(image_url, source_url) of every image occurrence a full crawl from ``base/`` finds."""

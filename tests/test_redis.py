@@ -1,0 +1,97 @@
+"""Two crawl workers share one Redis frontier (scrapy-redis) and one content index.
+
+Every page must be fetched exactly once in total (the HTTP server's log), the union of the
+workers' rows must equal a single-process crawl's, and no content may be stored or
+classified twice. The workers stop on their own once the shared frontier stays empty.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scale_helpers import (build_grid_site, duplicates, free_port, read_jsonl, row_keys, run_crawl,
+                           start_crawl, stats_from_log, store_files, wait_for)
+
+pytestmark = [pytest.mark.timeout(240),
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                 reason="Debian package redis-server is not installed")]
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throw-away redis-server on 127.0.0.1 (no persistence), killed at the end."""
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def up() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return proc.poll() is not None
+    try:
+        wait_for(up, 20, what="redis-server")
+        assert proc.poll() is None, "redis-server did not start"
+        yield url, client
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def worker_args(work: Path, redis_url: str, n: int) -> list[str]:
+    return ["-s", f"MEDCRAWL_REDIS_URL={redis_url}", "-s", "MAX_IDLE_TIME_BEFORE_CLOSE=6",
+            "-s", f"IMAGES_STORE={work}/store", "-o", f"{work}/worker{n}.jsonl", "-s", "DOWNLOAD_DELAY=0.06",
+            "-s", "CONCURRENT_REQUESTS=2"]         # hold few requests, so the other worker gets a share
+
+
+def test_two_workers_share_one_frontier_and_one_index(redis_url, tmp_path, serve):
+    url, client = redis_url
+    root, work, single = tmp_path / "site", tmp_path / "workers", tmp_path / "single"
+    root.mkdir()
+    site = build_grid_site(root, pages=20, per_page=6)
+    with serve(root) as (base, state):
+        reference = run_crawl(base, single, "-s", f"IMAGES_STORE={single}/store", "-o", f"{single}/rows.jsonl")
+        assert reference.returncode == 0, reference.stderr[-3000:]
+        state.requests.clear()
+        workers = [start_crawl(base, work, *worker_args(work, url, n), log_name=f"worker{n}.log")
+                   for n in (1, 2)]
+        for proc in workers:
+            assert proc.wait(timeout=180) == 0
+        requested = Counter(state.paths())
+
+    logs = [(work / f"worker{n}.log").read_text() for n in (1, 2)]
+    stats = [stats_from_log(log) for log in logs]
+    rows = [read_jsonl(work / f"worker{n}.jsonl") for n in (1, 2)]
+    union = rows[0] + rows[1]
+
+    # Pages: each fetched exactly once, by one worker or the other; both workers took part.
+    assert {p: requested[p] for p in site.page_paths} == {p: 1 for p in site.page_paths}
+    assert all(s.get("medcrawl/pages", 0) >= 1 for s in stats), [s.get("medcrawl/pages") for s in stats]
+    assert sum(s["medcrawl/pages"] for s in stats) == len(site.page_paths)
+    assert all("Spider closed (finished)" in log for log in logs)
+
+    # Rows: the union equals the single-process crawl, none written twice.
+    single_rows = read_jsonl(single / "rows.jsonl")
+    assert not duplicates(row_keys(union))
+    assert set(row_keys(union)) == set(row_keys(single_rows)) == site.expected_rows(base)
+    by_key = {(r["image_url"], r["source_url"]): r for r in single_rows}
+    assert all(by_key[(r["image_url"], r["source_url"])]["sha256"] == r["sha256"] for r in union)
+
+    # Content: stored once and classified once across both workers; the index is in Redis.
+    contents = {r["sha256"] for r in union}
+    assert store_files(work / "store") == {r["path"] for r in union}
+    assert sum(s.get("medcrawl/stored", 0) for s in stats) == len(contents)
+    assert sum(s.get("medcrawl/index/classified", 0) for s in stats) == len(contents)
+    assert sum(1 for _ in client.scan_iter("medcrawl:index:c:*")) == len(contents)
+    assert client.zcard("medcrawl:site:requests") == 0                      # frontier drained
+    assert client.scard("medcrawl:site:dupefilter") == len(site.page_paths)
