@@ -144,7 +144,10 @@ class IndexedClassifyPipeline(ClassifyPipeline):
     def _index(self, item: ImageItem) -> None:
         """Index the verdict this process produced for a content (once)."""
         verdict = verdict_of(item)
-        if item.sha256 in self._indexed or not item.sha256 or not cacheable(verdict):
+        if item.sha256 in self._indexed or not item.sha256:
+            return
+        if not cacheable(verdict):
+            self.index.release(item.sha256)       # let another worker try this content
             return
         self._indexed.add(item.sha256)
         self.index.record(item.sha256, self.model_name, item.path, verdict)

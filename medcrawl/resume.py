@@ -29,6 +29,7 @@ import shutil
 import sqlite3
 import weakref
 from collections import defaultdict
+from contextlib import contextmanager
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,20 @@ class Journal:
     def set_request_state(self, fp: str, state: int) -> None:
         self.db.execute("UPDATE requests SET state = ? WHERE fp = ? AND state < ?", (state, fp, state))
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group statements into one commit."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def finish(self) -> None:
         """A clean stop: every request handed to the engine has been fully processed."""
-        with self.db:
+        with self.transaction():
             self.db.execute("UPDATE requests SET state = ? WHERE state = ?", (DONE, STARTED))
             self.set_state("clean")
 
@@ -100,7 +112,7 @@ class Journal:
 
     def add_rows(self, keys: Iterable[str]) -> int:
         """Record written rows; returns how many were new."""
-        with self.db:
+        with self.transaction():
             before = self.db.total_changes
             self.db.executemany("INSERT OR IGNORE INTO rows VALUES (?)", ((k,) for k in keys))
             return self.db.total_changes - before
@@ -150,8 +162,18 @@ class JournaledScheduler(Scheduler):
         if self.journal is not None:
             if crashed:
                 self._recover()
+            self._warn_overwritten_feeds()
             self.journal.set_state("running")
         return result
+
+    def _warn_overwritten_feeds(self) -> None:
+        """-O on a resumed job would drop the rows already written (they are not produced again)."""
+        overwritten = [uri for uri, options in self.crawler.settings.getdict("FEEDS").items()
+                       if (options or {}).get("overwrite")]
+        if overwritten and self.journal.counts()["rows"]:
+            logger.error("Resuming JOBDIR %s with overwritten feeds %s: the rows written before are "
+                         "not repeated, so those files will lack them; use -o (append) with JOBDIR",
+                         Path(self.journal.path).parent, ", ".join(map(str, overwritten)))
 
     def _recover(self) -> None:
         """Seen fingerprints and pending requests from the journal, written rows from the feeds."""

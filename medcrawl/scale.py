@@ -3,7 +3,8 @@
 Enabled by ``ADDONS = {"medcrawl.scale.ScaleAddon": 0}`` in ``medcrawl/settings.py``:
 
 * always: the store / classify / dataset pipelines backed by the content index
-  (``medcrawl.incremental``; ``MEDCRAWL_CONTENT_INDEX=off`` keeps the plain ones);
+  (``medcrawl.incremental``; with ``MEDCRAWL_CONTENT_INDEX=off`` they act as the plain ones,
+  except that the dataset manifest still never repeats a row);
 * ``JOBDIR``: the crash-safe journal (``medcrawl.resume``);
 * ``MEDCRAWL_REDIS_URL``: the shared Redis frontier (``medcrawl.distributed``);
 * ``-a js=true`` / ``MEDCRAWL_JS_DOMAINS``: Playwright for pages (``medcrawl.js``).
@@ -41,8 +42,7 @@ class ScaleAddon:
 
     def update_settings(self, settings: BaseSettings) -> None:
         spider = getattr(self.crawler, "spider", None)
-        if (settings.get("MEDCRAWL_CONTENT_INDEX") or "").strip().lower() not in ("off", "none", "false", "0"):
-            use_indexed_pipelines(settings)
+        use_indexed_pipelines(settings)
         if settings.get("MEDCRAWL_REDIS_URL"):
             distributed.configure(settings)
         elif settings.get("JOBDIR"):
