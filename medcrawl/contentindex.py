@@ -193,8 +193,10 @@ class RedisContentIndex:
             await asyncio.sleep(self.POLL_SECONDS)
 
     def counts(self) -> dict[str, int]:
-        count = lambda kind: sum(1 for _ in self.server.scan_iter(self._key(kind, "*"), count=1000))  # noqa: E731
-        return {"contents": count("c"), "urls": count("u")}
+        return {"contents": self._count("c"), "urls": self._count("u")}
+
+    def _count(self, kind: str) -> int:
+        return sum(1 for _ in self.server.scan_iter(self._key(kind, "*"), count=1000))
 
     def close(self) -> None:
         self.server.close()

@@ -63,7 +63,7 @@ class IndexedContentStore(ContentStore):
 
 
 class IndexedStorePipeline(ImageStorePipeline):
-    """``ImageStorePipeline`` that skips URLs fetched within ``FILES_EXPIRES`` days and stores new content only."""
+    """``ImageStorePipeline`` that skips URLs fetched within ``FILES_EXPIRES`` days, stores new content only."""
 
     def __init__(self, store_uri: str, *, crawler: Any):
         super().__init__(store_uri, crawler=crawler)

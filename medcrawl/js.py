@@ -75,8 +75,9 @@ def skip_media(request: Any) -> bool:
 class JsPagesMiddleware:
     """Send page requests (callback ``parse``) for the JS domains through Playwright.
 
-    Ordered after RetryMiddleware for exceptions, so browser errors are retried first. The page is read once the network has been idle (``MEDCRAWL_JS_WAIT``, default
-    ``networkidle``), so images inserted by scripts after ``load`` are in the HTML.
+    The page is read once the network has been idle (``MEDCRAWL_JS_WAIT``, default
+    ``networkidle``), so images inserted by scripts after ``load`` are in the HTML. Ordered
+    before RetryMiddleware, so browser errors reach it after retries.
     """
 
     def __init__(self, render_all: bool, domains: list[str], wait_state: str):
@@ -96,7 +97,8 @@ class JsPagesMiddleware:
         from scrapy_playwright.page import PageMethod
 
         request.meta["playwright"] = True
-        request.meta.setdefault("playwright_page_methods", [PageMethod("wait_for_load_state", self.wait_state)])
+        wait = PageMethod("wait_for_load_state", self.wait_state)
+        request.meta.setdefault("playwright_page_methods", [wait])
         return None
 
     def process_exception(self, request: Any, exception: Exception, spider: Any = None) -> None:

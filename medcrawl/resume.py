@@ -57,7 +57,8 @@ class Journal:
     """The crash-safe record of one job: requests and their state, rows written, run state."""
 
     SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS requests (fp TEXT PRIMARY KEY, state INTEGER NOT NULL, data BLOB NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS requests"
+        " (fp TEXT PRIMARY KEY, state INTEGER NOT NULL, data BLOB NOT NULL)",
         "CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY)",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     )
@@ -282,7 +283,8 @@ class ResumeMiddleware:
                 yield element
         self.journal.completion.exhausted(fp)
 
-    async def process_spider_output_async(self, response: Any, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def process_spider_output_async(self, response: Any,
+                                          result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         fp = self._fp(response)
         async for element in result:
             if self._keep(fp, element):
@@ -379,7 +381,8 @@ def feed_row_keys(settings: Any) -> Iterator[str]:
     """Row keys in the complete lines of the local feed files."""
     for path, kind in local_line_feeds(settings):
         if path.is_file():
-            yield from (row_key(r.get("image_url", ""), r.get("source_url", "")) for r in read_rows(path, kind))
+            for row in read_rows(path, kind):
+                yield row_key(row.get("image_url", ""), row.get("source_url", ""))
 
 
 def read_rows(path: Path, kind: str) -> Iterator[dict]:
