@@ -157,7 +157,8 @@ class IndexedClassifyPipeline(ClassifyPipeline):
 class IncrementalDatasetPipeline(DatasetPipeline):
     """``DatasetPipeline`` whose manifest only grows: a (file, image_url, source_url) row is written once.
 
-    Rows that reach it without bytes (their URL was up to date) get their file from a local store.
+    Rows that reach it without bytes (their URL was up to date) get their file from a local store;
+    temporary files left by a killed crawl are removed and a torn last manifest line is cut.
     """
 
     def __init__(self, root: Path, min_confidence: float, stats: Any, store: Any = None):
@@ -174,6 +175,8 @@ class IncrementalDatasetPipeline(DatasetPipeline):
         return pipeline
 
     def open_spider(self) -> None:
+        for stale in self.root.glob("*/.tmp-*"):      # a write_once cut short by a kill
+            stale.unlink()
         manifest = self.root / "manifest.csv"
         if manifest.exists():
             repair_partial_line(manifest)
