@@ -1,0 +1,128 @@
+"""Classification end to end (read, decode, resize, infer, write row) against its baselines.
+
+Arms, alternated every round on the same generated JPEG/PNG files:
+  product-bN  medcrawl.labeling.label_items on batches of N, rows written with csv
+  floor       medcrawl.images.prepare alone, one thread (decode + resize, no model)
+  naive       one keras ``model.predict`` per image, plain Pillow decode (what older tools did)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+from common import Figure  # noqa: E402
+
+BATCHES = (1, 16, 64)
+TARGET_RATE, TARGET_FLOOR, TARGET_NAIVE = 250.0, 0.9, 15.0
+
+
+def product(classifier, paths: list[Path], batch: int, min_size: int = 64) -> int:
+    """Label every file through label_items, write the rows; returns the number of ok rows."""
+    from medcrawl.items import ROW_FIELDS, ImageItem
+    from medcrawl.labeling import label_items
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=ROW_FIELDS)
+    ok = 0
+    for start in range(0, len(paths), batch):
+        items = [ImageItem(image_url=p.as_uri(), source_type="file", path=p.name,
+                           body=p.read_bytes()) for p in paths[start:start + batch]]
+        for item in label_items(classifier, items, min_size=min_size):
+            writer.writerow(item.row())
+            ok += item.status == "ok"
+    return ok
+
+
+def floor(paths: list[Path], size: int, threads: int = 1) -> int:
+    """Decode + resize only, through the product's own decode path."""
+    from medcrawl.images import prepare
+
+    def one(path: Path) -> int:
+        return prepare(path.read_bytes(), size, min_size=64)[1].shape[0]
+    if threads == 1:
+        return len([one(p) for p in paths])
+    with ThreadPoolExecutor(threads) as pool:
+        return len(list(pool.map(one, paths)))
+
+
+class Naive:
+    """The old way: plain Pillow decode and one Keras ``predict`` call per image."""
+
+    def __init__(self, classifier):
+        import keras
+        path = classifier.model_dir / classifier.meta["files"]["keras"]
+        self.model = keras.saving.load_model(path, compile=False)
+        self.size, self.threshold = classifier.input_size, classifier.threshold
+
+    def __call__(self, paths: list[Path]) -> int:
+        from PIL import Image
+        writer = csv.writer(io.StringIO())
+        for path in paths:
+            img = Image.open(path).convert("RGB").resize((self.size, self.size))
+            p = float(self.model.predict(np.asarray(img)[None], verbose=0)[0, 0])
+            writer.writerow([path.name, p, "medical" if p >= self.threshold else "non-medical"])
+        return len(paths)
+
+
+def main(argv=None) -> int:
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, help="generated images (default 480; quick 24)")
+    p.add_argument("--naive-images", type=int, help="images for the slow naive arm (default 96)")
+    p.add_argument("--engine", choices=("litert", "keras"), help="default: the model's own")
+    args = p.parse_args(argv)
+    n = args.images or (24 if args.quick else 480)
+    naive_n = min(n, args.naive_images or (8 if args.quick else 96))
+    size = (320, 256) if args.quick else (1000, 800)
+    paths = common.write_images(n, size)
+    from medcrawl.classifier import Classifier
+    clf = Classifier.load(args.model, engine=args.engine)
+    naive = Naive(clf)
+    arms = {f"product-b{b}": (lambda b=b: product(clf, paths, b), n) for b in BATCHES}
+    arms |= {"floor": (lambda: floor(paths, clf.input_size), n),
+             "floor-2threads": (lambda: floor(paths, clf.input_size, threads=2), n),
+             "naive": (lambda: naive(paths[:naive_n]), naive_n)}
+    for fn, _ in arms.values():                      # warm-up: model graphs, page cache
+        fn()
+    rates = run_rounds(arms, common.rounds(args, full=5, quick=1))
+    return common.report("classification end to end (images/s)", figures(rates, clf), args,
+                         {"images": n, "image_size": list(size), "png_share": 0.25,
+                          "engine": clf.engine, "model": clf.name})
+
+
+def run_rounds(arms: dict, rounds: int) -> dict[str, list[float]]:
+    """Images/s of every arm per round; the order rotates each round to spread drift."""
+    names, rates = list(arms), {name: [] for name in arms}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn, count = arms[name]
+            seconds, done = common.timed(fn)
+            if done < count:
+                raise SystemExit(f"{name}: only {done} of {count} images were labelled ok")
+            rates[name].append(count / seconds)
+    return rates
+
+
+def figures(rates: dict[str, list[float]], clf) -> list[Figure]:
+    med = {name: common.median(values) for name, values in rates.items()}
+    best = max((f"product-b{b}" for b in BATCHES), key=lambda name: med[name])
+    out = [Figure(f"{name} rate", med[name], "images/s",
+                  TARGET_RATE if name.startswith("product") else None,
+                  note=f"{clf.engine}" if name.startswith("product") else "")
+           for name in rates]
+    out += [Figure(f"{best} / floor", common.rate_ratio(rates, best, "floor"), "x", TARGET_FLOOR),
+            Figure(f"{best} / naive", common.rate_ratio(rates, best, "naive"), "x", TARGET_NAIVE),
+            Figure("product-b1 / naive", common.rate_ratio(rates, "product-b1", "naive"), "x",
+                   note="one image per model call"),
+            Figure(f"{best} / floor-2threads", common.rate_ratio(rates, best, "floor-2threads"), "x")]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
