@@ -213,13 +213,3 @@ def write_images(n: int, size: tuple[int, int] = (1000, 800), png_share: float =
             path.write_bytes(factory.encode(*size, fmt))
         mark_complete(folder)
     return paths
-
-
-def model_dir(args) -> str | None:
-    """The --model option, else None (the product's default resolution)."""
-    return args.model
-
-
-def venv_python() -> str:
-    """The interpreter running the benchmark (the project's venv)."""
-    return sys.executable

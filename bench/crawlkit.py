@@ -32,25 +32,42 @@ MEDCRAWL_SETTINGS = {"MEDCRAWL_LOGSTATS_INTERVAL": "0"}
 WIDTHS = (320, 480, 640, 800, 960)
 
 
-def image_pool(count: int, seed: int = 2) -> tuple[Path, list[str]]:
-    """``count`` distinct images of web-typical sizes (320..960 px wide, 25% PNG), cached."""
-    folder, done = common.cached_dir("siteimg", {"n": count, "seed": seed, "w": WIDTHS})
-    formats = common.image_formats(count, 0.25)
-    names = [f"img/{i // 1000:02d}/{i:05d}.{'png' if f == 'PNG' else 'jpg'}" for i, f in enumerate(formats)]
-    if not done:
-        factory, rng = common.ImageFactory(seed, canvas=(1000, 760)), np.random.default_rng(seed)
-        for name, fmt in zip(names, formats):
-            width = int(rng.choice(WIDTHS))
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(factory.encode(width, width * 3 // 4, fmt))
-        common.mark_complete(folder)
-    return folder, names
+CHUNK = 1000
+
+
+def site_root() -> Path:
+    """The folder the site server serves: image chunks under img/, page sets under s<pages>/."""
+    root, _ = common.cached_dir("site", {"widths": WIDTHS, "chunk": CHUNK})
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def image_names(count: int) -> list[str]:
+    """Paths of the first ``count`` site images, generating missing chunks of CHUNK images
+    (web-typical sizes 320..960 px wide, 25% PNG; each chunk seeded by its number)."""
+    root = site_root()
+    for chunk in range(-(-count // CHUNK)):
+        folder = root / "img" / f"{chunk:02d}"
+        if not (folder / ".complete").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            factory = common.ImageFactory(100 + chunk, canvas=(1000, 760))
+            rng = np.random.default_rng(100 + chunk)
+            for i, fmt in enumerate(common.image_formats(CHUNK, 0.25)):
+                width = int(rng.choice(WIDTHS))
+                (folder / chunk_name(i, fmt)).write_bytes(factory.encode(width, width * 3 // 4, fmt))
+            common.mark_complete(folder)
+    formats = common.image_formats(CHUNK, 0.25)
+    return [f"img/{i // CHUNK:02d}/{chunk_name(i % CHUNK, formats[i % CHUNK])}" for i in range(count)]
+
+
+def chunk_name(i: int, fmt: str) -> str:
+    return f"{i:04d}.{'png' if fmt == 'PNG' else 'jpg'}"
 
 
 def build_site(images: int) -> tuple[Path, int]:
     """A site of ceil(images / PER_PAGE) pages in a link tree, PER_PAGE distinct images each."""
-    root, names = image_pool(images)
-    pages = -(-images // PER_PAGE)
+    names = image_names(images)
+    root, pages = site_root(), -(-images // PER_PAGE)
     folder = root / f"s{pages}"
     if not (folder / ".complete").exists():
         folder.mkdir(exist_ok=True)
@@ -106,6 +123,7 @@ class CrawlRun:
     wall_s: float           # whole process, start-up (imports, model load) included
     peak_rss_mb: float      # kernel peak RSS of the crawl process (ru_maxrss)
     peak_tree_mb: float     # sampled peak of the summed RSS of the crawl and its children
+    cpu_s: float            # user + system CPU seconds of the crawl process
     log_tail: str = ""
 
     @property
@@ -128,7 +146,8 @@ def crawl_command(arm: str, start_url: str, work: Path) -> list[str]:
 
 
 WRAPPER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
-           "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print('MAXRSS_KB', u.ru_maxrss, 'CPU_S', u.ru_utime + u.ru_stime, file=sys.stderr); "
            "sys.exit(rc)")
 
 
@@ -155,9 +174,9 @@ def run_crawl(arm: str, start_url: str, work: Path, timeout: float = 1800) -> Cr
     text = log.read_text(errors="replace")
     if rc != 0:
         raise RuntimeError(f"{arm} crawl failed (exit {rc}); log {log}:\n{text[-3000:]}")
+    maxrss_kb, cpu_s = re.findall(r"MAXRSS_KB (\d+) CPU_S ([0-9.]+)", text)[-1]
     return CrawlRun(arm, count_images(arm, work / feed_name(arm)), stat(text, "elapsed_time_seconds"),
-                    wall, int(re.findall(r"MAXRSS_KB (\d+)", text)[-1]) / 1024,
-                    sampler.peak_kb / 1024, text[-2000:])
+                    wall, int(maxrss_kb) / 1024, sampler.peak_kb / 1024, float(cpu_s), text[-2000:])
 
 
 def stat(log_text: str, name: str) -> float:

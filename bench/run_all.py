@@ -1,0 +1,86 @@
+"""Run every benchmark in full mode, one after another, and write bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+SCRIPTS = ("bench_model.py", "bench_classify.py", "bench_pdf.py", "bench_crawl.py", "bench_memory.py")
+TARGETS = {
+    "bench_classify.py": "classification end to end >= 250 images/s, >= 0.9x decode+resize alone, "
+                         ">= 15x one keras predict per image",
+    "bench_crawl.py": "full medcrawl crawl >= 0.9x the images/s of a plain ImagesPipeline crawl",
+    "bench_memory.py": "crawl peak RSS <= 1 GB, the 10k-image figure within 10% of the 1k figure",
+    "bench_pdf.py": "PDF image extraction >= 150 images/s",
+    "bench_model.py": "model only >= 400 images/s at batch 32 (the model's default engine)",
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--only", nargs="+", choices=SCRIPTS, help="run only these scripts")
+    p.add_argument("--quick", action="store_true", help="quick modes (smoke test; RESULTS.md untouched)")
+    p.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="results file (default %(default)s)")
+    args = p.parse_args(argv)
+    before, results = common.machine(), []
+    with tempfile.TemporaryDirectory() as tmp:
+        for script in args.only or SCRIPTS:
+            out = Path(tmp) / f"{script}.json"
+            cmd = [sys.executable, str(BENCH / script), "--json", str(out)] + (["--quick"] if args.quick else [])
+            print(f"$ python bench/{script}{' --quick' if args.quick else ''}", flush=True)
+            seconds, proc = common.timed(subprocess.run, cmd, text=True, capture_output=True)
+            print(proc.stdout, flush=True)
+            if proc.returncode != 0 or not out.exists():
+                print(proc.stderr[-3000:], file=sys.stderr)
+                results.append({"script": script, "error": f"exit {proc.returncode}", "seconds": seconds})
+                continue
+            results.append({"script": script, "seconds": seconds, **json.loads(out.read_text())})
+    if not args.quick:
+        Path(args.out).write_text(render(results, before, common.machine()))
+        print(f"wrote {args.out}")
+    return 0 if all("error" not in r for r in results) else 1
+
+
+def render(results: list[dict], before: dict, after: dict) -> str:
+    """RESULTS.md: machine, load, commands, and every figure against its target."""
+    lines = ["# Benchmark results", "",
+             f"Measured {before['date']} with `python bench/run_all.py` (each script also runs alone: "
+             "`python bench/<script> [--quick] [--check] [--json FILE]`).", "",
+             f"Machine: {before['nproc']} x {before['cpu']}, {before['ram_gb']} GB RAM, no GPU, "
+             f"Python {before['python']}. Load average (1/5/15 min) before: {before['load']}, "
+             f"after: {after['load']}.", "",
+             "Figures are medians over rounds in which the arms alternate; ratios are medians of "
+             "per-round ratios, so they hold even when the machine is shared.", ""]
+    lines += ["| benchmark | figure | value | unit | target | met |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for f in r.get("figures", []):
+            met = {None: "", True: "yes", False: "**no**"}[f["met"]]
+            target = "" if f["target"] is None else f"{'>=' if f['higher_is_better'] else '<='} {common.fmt(f['target'])}"
+            note = f" ({f['note']})" if f.get("note") else ""
+            lines.append(f"| {r['script']} | {f['name']}{note} | {common.fmt(f['value'])} | {f['unit']} | {target} | {met} |")
+    lines += ["", "## Per benchmark", ""]
+    for r in results:
+        lines += [f"### {r['script']}", "", f"Target: {TARGETS[r['script']]}.", ""]
+        if "error" in r:
+            lines += [f"Failed: {r['error']}.", ""]
+            continue
+        extra = {k: v for k, v in r.items() if k not in ("figures", "machine", "argv", "script", "quick")}
+        lines += [f"- {r['title']}; ran {r['seconds']:.0f} s; load at the end {r['machine']['load']}",
+                  f"- command: `python bench/{r['script']}`"]
+        lines += [f"- {k}: `{json.dumps(v) if not isinstance(v, str) else v}`" for k, v in extra.items()
+                  if k not in ("title", "seconds")]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
