@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -71,8 +72,7 @@ def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_s
         raise ImageError("svg_not_supported", "SVG vector images are not rasterized", status="skipped")
     if kind in ("pdf", "html"):
         raise ImageError("not_an_image", f"content is {kind.upper()}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    with _BOMB_WARNINGS_AS_ERRORS:
         try:
             img = Image.open(io.BytesIO(data))
             info = ImageInfo(img.width, img.height, img.format or "unknown", img.mode,
@@ -93,6 +93,36 @@ def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_s
         except (ValueError, SyntaxError, EOFError, TypeError, IndexError) as exc:
             raise ImageError("undecodable", f"{type(exc).__name__}: {exc}") from None
     return img, info
+
+
+class _BombWarningsAsErrors:
+    """``DecompressionBombWarning`` raised as an error while any thread is decoding.
+
+    ``warnings.catch_warnings`` swaps process-wide state and is not thread-safe: two threads
+    decoding at once could restore each other's filters. One shared context, entered by the
+    first decoding thread and left by the last, keeps the filter in place for all of them.
+    """
+
+    def __init__(self):
+        self._lock, self._users, self._context = threading.Lock(), 0, None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._context = warnings.catch_warnings()
+                self._context.__enter__()
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            self._users += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._context.__exit__(None, None, None)
+                self._context = None
+
+
+_BOMB_WARNINGS_AS_ERRORS = _BombWarningsAsErrors()
 
 
 def _check_pixels(info: ImageInfo, max_pixels: int | None) -> None:
