@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from medcrawl.classifier import Classifier
 from medcrawl.images import DEFAULT_MAX_PIXELS, ImageError
 from medcrawl.items import ImageItem
+
+# Threads that decode a batch's images side by side (Pillow releases the GIL while decoding).
+DECODE_THREADS = min(4, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 64,
@@ -16,19 +25,21 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
     Items already marked error/skipped are left as they are; every other item ends with
     status ``ok``, ``skipped`` or ``error`` and a specific reason. Blocking: call off the reactor.
     """
-    ready, arrays = [], []
+    todo = []
     for item in items:
         if item.status in ("error", "skipped"):
             continue
         if item.body is None:
             item.fail("no_content")
             continue
-        item.sha256 = item.sha256 or hashlib.sha256(item.body).hexdigest()
-        try:
-            info, array = classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels)
-        except ImageError as exc:
-            item.fail(exc.reason, exc.status)
+        todo.append(item)
+    prepare = functools.partial(_prepare, classifier, min_size=min_size, max_pixels=max_pixels)
+    ready, arrays = [], []
+    for item, result in zip(todo, _decode_map(prepare, todo)):
+        if isinstance(result, ImageError):
+            item.fail(result.reason, result.status)
             continue
+        info, array = result
         item.width, item.height, item.format = info.width, info.height, info.format
         ready.append(item)
         arrays.append(array)
@@ -37,3 +48,23 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
         item.medical_probability = round(verdict.medical_probability, 6)
         item.model, item.status, item.error = classifier.name, "ok", ""
     return items
+
+
+def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels: int | None):
+    """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
+    item.sha256 = item.sha256 or hashlib.sha256(item.body).hexdigest()
+    try:
+        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels)
+    except ImageError as exc:
+        return exc
+
+
+def _decode_map(fn, items: list[ImageItem]):
+    """``fn`` over the items in order, on the shared decode threads when there are several."""
+    global _pool
+    if len(items) < 2 or DECODE_THREADS < 2:
+        return map(fn, items)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="medcrawl-decode")
+    return _pool.map(fn, items)
