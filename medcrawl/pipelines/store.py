@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import deque
 from io import BytesIO
 from typing import Any
 
+from scrapy import signals
 from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.pipelines.media import FileInfoOrError, MediaPipeline
 from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
-from scrapy.utils.defer import ensure_awaitable
+from scrapy.utils.defer import ensure_awaitable, maybe_deferred_to_future
+from twisted.internet.defer import Deferred
 
 from medcrawl.config import Config
 from medcrawl.failures import MediaFailure, failure_reason
@@ -95,6 +98,45 @@ class ContentStore:
         return sha, path
 
 
+class InFlightLimit:
+    """At most ``limit`` rows between the start of their download and the end of the pipelines.
+
+    Downloads can outpace the classifier; without a limit the bytes of every row waiting for it
+    pile up (hundreds of MB on a large site). While rows wait here the engine is paused, so no
+    new pages (and rows) are fetched until they drain. A row leaves on item_scraped/dropped/error.
+    """
+
+    def __init__(self, limit: int, crawler: Any = None):
+        self.limit, self.count, self.crawler = limit, 0, crawler
+        self._holders: set[int] = set()
+        self._waiters: deque[Deferred] = deque()
+        self._paused = False
+
+    async def enter(self, item: Any) -> None:
+        while self.count >= self.limit:
+            self._pause(True)
+            waiter: Deferred = Deferred()
+            self._waiters.append(waiter)
+            await maybe_deferred_to_future(waiter)
+        self.count += 1
+        self._holders.add(id(item))
+
+    def leave(self, item: Any) -> None:
+        if id(item) in self._holders:
+            self._holders.discard(id(item))
+            self.count -= 1
+            if self._waiters:
+                self._waiters.popleft().callback(None)
+            else:
+                self._pause(False)
+
+    def _pause(self, pause: bool) -> None:
+        engine = getattr(self.crawler, "engine", None)
+        if engine is not None and pause != self._paused:
+            self._paused = pause
+            (engine.pause if pause else engine.unpause)()
+
+
 class ImageStorePipeline(FilesPipeline):
     """Fetch each row's ``image_url`` (or take its ``body``) and store the original bytes by content.
 
@@ -107,6 +149,10 @@ class ImageStorePipeline(FilesPipeline):
         super().__init__(store_uri, crawler=crawler)
         self.config = Config.from_settings(crawler.settings)
         self.content = ContentStore(self.store, crawler.stats)
+        self.in_flight = InFlightLimit(4 * self.config.batch_size
+                                       + crawler.settings.getint("CONCURRENT_REQUESTS"), crawler)
+        for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
+            crawler.signals.connect(self.in_flight.leave, signal=signal)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
@@ -116,6 +162,7 @@ class ImageStorePipeline(FilesPipeline):
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem) or item.status:
             return item
+        await self.in_flight.enter(item)
         if item.body is not None:
             try:
                 item.sha256, item.path = await self.content.persist(item.body, self.spiderinfo)
