@@ -26,7 +26,10 @@ TARGET_RATIO = 0.9
 def main(argv=None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, help="images on the site (default 6300; quick 60)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="extra Scrapy setting for both arms (repeatable)")
     args = p.parse_args(argv)
+    extra = crawlkit.parse_settings(args.set)
     images = args.images or (60 if args.quick else 6300)
     root, pages = crawlkit.build_site(images)
     runs: dict[str, list[crawlkit.CrawlRun]] = {arm: [] for arm in ARMS}
@@ -36,7 +39,7 @@ def main(argv=None) -> int:
             start = f"{server.base}/s{pages}/p0.html"
             for r in range(common.rounds(args, full=3, quick=1)):
                 for arm in (ARMS if r % 2 == 0 else ARMS[::-1]):
-                    run = crawlkit.run_crawl(arm, start, work / f"{arm}-{r}")
+                    run = crawlkit.run_crawl(arm, start, work / f"{arm}-{r}", extra)
                     print(f"round {r + 1} {arm}: {run.images} images in {run.crawl_s:.1f} s "
                           f"({run.rate:.0f}/s), wall {run.wall_s:.1f} s, peak RSS {run.peak_tree_mb:.0f} MB",
                           flush=True)

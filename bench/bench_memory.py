@@ -30,7 +30,10 @@ def main(argv=None) -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"),
                    help="images in the two crawls (default 1000 10000; quick 30 120)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="extra Scrapy setting for both arms (repeatable)")
     args = p.parse_args(argv)
+    extra = crawlkit.parse_settings(args.set)
     small, large = args.sizes or ((30, 120) if args.quick else (1000, 10000))
     peaks: dict[tuple[str, int], list[float]] = {}
     work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
@@ -40,7 +43,8 @@ def main(argv=None) -> int:
             with crawlkit.Server(root) as server:
                 for r in range(common.rounds(args, full=1, quick=1)):
                     for arm in ARMS:
-                        run = crawlkit.run_crawl(arm, f"{server.base}/s{pages}/p0.html", work / f"{arm}-{size}-{r}")
+                        run = crawlkit.run_crawl(arm, f"{server.base}/s{pages}/p0.html",
+                                                 work / f"{arm}-{size}-{r}", extra)
                         shutil.rmtree(work / f"{arm}-{size}-{r}", ignore_errors=True)
                         print(f"{arm} {size} images: {run.images} done in {run.crawl_s:.1f} s, peak RSS "
                               f"{run.peak_rss_mb:.0f} MB (process) / {run.peak_tree_mb:.0f} MB (tree, sampled)",

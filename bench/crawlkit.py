@@ -113,6 +113,11 @@ class Server:
         self.close()
 
 
+def parse_settings(pairs: list[str] | None) -> dict:
+    """``NAME=VALUE`` strings (the --set option) -> a settings dict for both arms."""
+    return dict(pair.split("=", 1) for pair in pairs or [])
+
+
 @dataclass
 class CrawlRun:
     """What one crawl did: images stored, crawl and wall seconds, peak memory."""
@@ -131,9 +136,9 @@ class CrawlRun:
         return self.images / self.crawl_s
 
 
-def crawl_command(arm: str, start_url: str, work: Path) -> list[str]:
+def crawl_command(arm: str, start_url: str, work: Path, extra: dict | None = None) -> list[str]:
     """The exact command line of one arm (medcrawl: the product; plain: bench/plain_spider.py)."""
-    settings = dict(FAST_SETTINGS, IMAGES_STORE=str(work / "store"))
+    settings = dict(FAST_SETTINGS, IMAGES_STORE=str(work / "store"), **(extra or {}))
     if arm == "medcrawl":
         settings |= MEDCRAWL_SETTINGS
         cmd = ["-m", "scrapy", "crawl", "site", "-a", f"start_urls={start_url}"]
@@ -151,7 +156,8 @@ WRAPPER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).
            "sys.exit(rc)")
 
 
-def run_crawl(arm: str, start_url: str, work: Path, timeout: float = 1800) -> CrawlRun:
+def run_crawl(arm: str, start_url: str, work: Path, extra: dict | None = None,
+              timeout: float = 1800) -> CrawlRun:
     """Run one arm as a subprocess (through a wrapper that reports its peak RSS) and measure it."""
     work.mkdir(parents=True, exist_ok=True)
     log = work / "crawl.log"
@@ -159,7 +165,7 @@ def run_crawl(arm: str, start_url: str, work: Path, timeout: float = 1800) -> Cr
     env.pop("SCRAPY_SETTINGS_MODULE", None)     # medcrawl: scrapy.cfg in the repo; plain: Scrapy's defaults
     started = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *crawl_command(arm, start_url, work)],
+        proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *crawl_command(arm, start_url, work, extra)],
                                 cwd=REPO if arm == "medcrawl" else work, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
         sampler = TreeSampler(proc.pid)
