@@ -59,8 +59,7 @@ def main(argv=None) -> int:
     figures += [Figure(f"{arm} peak RSS", max(r.peak_tree_mb for r in runs[arm]), "MB") for arm in ARMS]
     return common.report(f"crawl ({pages} pages, {images} images)", figures, args,
                          {"pages": pages, "images": images,
-                          "commands": {arm: " ".join(crawlkit.crawl_command(arm, "URL", Path("WORK")))
-                                       for arm in ARMS}})
+                          "commands": {arm: crawlkit.shown_command(arm) for arm in ARMS}})
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def main(argv=None) -> int:
                            TARGET_GROWTH if arm == "medcrawl" else None, higher_is_better=False)]
     figures += [Figure(f"medcrawl / plain at {large}", peak["medcrawl", large] / peak["plain", large], "x")]
     return common.report(f"crawl peak memory ({small} vs {large} images)", figures, args,
-                         {"sizes": [small, large]})
+                         {"sizes": [small, large],
+                          "commands": {arm: crawlkit.shown_command(arm) for arm in ARMS}})
 
 
 if __name__ == "__main__":

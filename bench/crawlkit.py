@@ -113,6 +113,12 @@ class Server:
         self.close()
 
 
+def shown_command(arm: str) -> str:
+    """An arm's command line as a person would type it from the repository root."""
+    cmd = crawl_command(arm, "http://127.0.0.1:PORT/sPAGES/p0.html", Path("WORK"))
+    return " ".join(["python", *cmd[1:]]).replace(str(REPO) + "/", "")
+
+
 def parse_settings(pairs: list[str] | None) -> dict:
     """``NAME=VALUE`` strings (the --set option) -> a settings dict for both arms."""
     return dict(pair.split("=", 1) for pair in pairs or [])

@@ -15,6 +15,11 @@ import common  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = ("bench_model.py", "bench_classify.py", "bench_pdf.py", "bench_crawl.py", "bench_memory.py")
+# Why a target is structurally out of reach, shown next to the miss.
+KNOWN_MISSES = {
+    "product-b1 rate": "one image per label_items call: its decode and its model call cannot overlap "
+                       "with other images; the CLI and the crawl label batches of 32 by default",
+}
 TARGETS = {
     "bench_classify.py": "classification end to end >= 250 images/s, >= 0.9x decode+resize alone, "
                          ">= 15x one keras predict per image",
@@ -30,7 +35,12 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", choices=SCRIPTS, help="run only these scripts")
     p.add_argument("--quick", action="store_true", help="quick modes (smoke test; RESULTS.md untouched)")
     p.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="results file (default %(default)s)")
+    p.add_argument("--from-json", metavar="FILE", help="re-render RESULTS.md from a saved results.json")
     args = p.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        Path(args.out).write_text(render(saved["results"], saved["before"], saved["after"]))
+        return 0
     before, results = common.machine(), []
     with tempfile.TemporaryDirectory() as tmp:
         for script in args.only or SCRIPTS:
@@ -45,8 +55,11 @@ def main(argv=None) -> int:
                 continue
             results.append({"script": script, "seconds": seconds, **json.loads(out.read_text())})
     if not args.quick:
-        Path(args.out).write_text(render(results, before, common.machine()))
-        print(f"wrote {args.out}")
+        after = common.machine()
+        Path(args.out).write_text(render(results, before, after))
+        Path(args.out).with_name("results.json").write_text(
+            json.dumps({"before": before, "after": after, "results": results}, indent=1) + "\n")
+        print(f"wrote {args.out} and results.json")
     return 0 if all("error" not in r for r in results) else 1
 
 
@@ -60,6 +73,12 @@ def render(results: list[dict], before: dict, after: dict) -> str:
              f"after: {after['load']}.", "",
              "Figures are medians over rounds in which the arms alternate; ratios are medians of "
              "per-round ratios, so they hold even when the machine is shared.", ""]
+    busy = [r["script"] for r in results if "machine" in r
+            and float(r["machine"]["load"].split()[0]) > before["nproc"]]
+    if busy:
+        lines += [f"**The machine was shared** (other jobs: 1-minute load above {before['nproc']} at "
+                  f"the end of {', '.join(busy)}): absolute rates there are low; the same-run ratios "
+                  "are the figures to compare.", ""]
     lines += ["| benchmark | figure | value | unit | target | met |", "|---|---|---|---|---|---|"]
     for r in results:
         for f in r.get("figures", []):
@@ -67,6 +86,12 @@ def render(results: list[dict], before: dict, after: dict) -> str:
             target = "" if f["target"] is None else f"{'>=' if f['higher_is_better'] else '<='} {common.fmt(f['target'])}"
             note = f" ({f['note']})" if f.get("note") else ""
             lines.append(f"| {r['script']} | {f['name']}{note} | {common.fmt(f['value'])} | {f['unit']} | {target} | {met} |")
+    misses = [(r["script"], f) for r in results for f in r.get("figures", []) if f["met"] is False]
+    lines += ["", "## Missed targets", ""]
+    lines += [f"- {script}: {f['name']} = {common.fmt(f['value'])} {f['unit']} (target "
+              f"{'>=' if f['higher_is_better'] else '<='} {common.fmt(f['target'])})"
+              + (f": {KNOWN_MISSES[f['name']]}" if f["name"] in KNOWN_MISSES else "")
+              for script, f in misses] or ["None."]
     lines += ["", "## Per benchmark", ""]
     for r in results:
         lines += [f"### {r['script']}", "", f"Target: {TARGETS[r['script']]}.", ""]
@@ -76,8 +101,11 @@ def render(results: list[dict], before: dict, after: dict) -> str:
         extra = {k: v for k, v in r.items() if k not in ("figures", "machine", "argv", "script", "quick")}
         lines += [f"- {r['title']}; ran {r['seconds']:.0f} s; load at the end {r['machine']['load']}",
                   f"- command: `python bench/{r['script']}`"]
-        lines += [f"- {k}: `{json.dumps(v) if not isinstance(v, str) else v}`" for k, v in extra.items()
-                  if k not in ("title", "seconds")]
+        for k, v in extra.items():
+            if k == "commands":
+                lines += [f"- {arm} arm: `{cmd}`" for arm, cmd in v.items()]
+            elif k not in ("title", "seconds"):
+                lines.append(f"- {k}: `{json.dumps(v) if not isinstance(v, str) else v}`")
         lines.append("")
     return "\n".join(lines) + "\n"
 
