@@ -72,7 +72,8 @@ def render(results: list[dict], before: dict, after: dict) -> str:
              f"Python {before['python']}. Load average (1/5/15 min) before: {before['load']}, "
              f"after: {after['load']}.", "",
              "Figures are medians over rounds in which the arms alternate; ratios are medians of "
-             "per-round ratios, so they hold even when the machine is shared.", ""]
+             "per-round ratios, so they hold even when the machine is shared. How each figure is "
+             "measured, and the product changes the profiles led to: docs/bench.md.", ""]
     busy = [r["script"] for r in results if "machine" in r
             and float(r["machine"]["load"].split()[0]) > before["nproc"]]
     if busy:
