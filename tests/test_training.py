@@ -74,6 +74,8 @@ def test_evaluate_reports_every_source(model_dir, dataset, tmp_path, capsys):
     assert summary["images"] == 32 and summary["roc_auc"] is not None
     saved = json.loads((tmp_path / "t_metrics.json").read_text())
     assert saved["confusion_matrix"] == summary["confusion_matrix"]
+    report = (tmp_path / "t_report.md").read_text()
+    assert "| medical | medical-a | 8 |" in report and "balanced accuracy" in report
     assert "ROC AUC" in capsys.readouterr().out
 
 

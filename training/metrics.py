@@ -83,8 +83,25 @@ def write_report(frame: pd.DataFrame, summary: dict, out_dir: Path, prefix: str)
     """metrics JSON, predictions CSV and the three PNG plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{prefix}metrics.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / f"{prefix}report.md").write_text(markdown_report(summary))
     frame.to_csv(out_dir / f"{prefix}predictions.csv", index=False)
     plot_all(frame["label"].to_numpy(), frame["prob"].to_numpy(), summary, out_dir, prefix)
+
+
+def markdown_report(summary: dict) -> str:
+    """The headline figures and the per-source accuracy table, as Markdown."""
+    auc = summary["roc_auc"]
+    lines = [f"{summary['images']} images, threshold {summary['threshold']:.2f}", "",
+             "| accuracy | balanced accuracy | ROC AUC | ECE | mean source accuracy | min source accuracy |",
+             "|---|---|---|---|---|---|",
+             f"| {summary['accuracy']:.4f} | {summary['balanced_accuracy']:.4f} | "
+             f"{'-' if auc is None else f'{auc:.4f}'} | {summary['ece']:.4f} | "
+             f"{summary['mean_source_accuracy']:.4f} | {summary['min_source_accuracy']:.4f} |", "",
+             f"Confusion matrix (rows true non-medical/medical, columns predicted): {summary['confusion_matrix']}",
+             "", "| label | source | images | accuracy |", "|---|---|---|---|"]
+    lines += [f"| {r['label_name']} | {r['source']} | {r['images']} | {r['accuracy']:.4f} |"
+              for r in summary["per_source"]]
+    return "\n".join(lines) + "\n"
 
 
 def plot_all(y, p, summary, out_dir: Path, prefix: str) -> None:
