@@ -28,17 +28,12 @@ def scan(roots: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "label", "label_name", "source", "root"])
 
 
-def balanced_weights(frame: pd.DataFrame, full_source: int = 300) -> pd.Series:
-    """Sample weights giving each class equal total weight, shared over its sources.
-
-    A source with at least ``full_source`` images gets a full share; a smaller one a share in
-    proportion to its size, so a handful of images never outweighs a thousand.
-    """
+def balanced_weights(frame: pd.DataFrame) -> pd.Series:
+    """Sample weights giving each class equal total weight, split equally over its sources."""
     weights = pd.Series(1.0, index=frame.index)
     for _, cls in frame.groupby("label"):
         per_source = cls.groupby("source").size()
-        shares = per_source.clip(upper=full_source) / full_source
         for source, count in per_source.items():
             idx = cls.index[cls["source"] == source]
-            weights[idx] = shares[source] / (shares.sum() * count)
+            weights[idx] = 1.0 / (len(per_source) * count)
     return weights * len(frame) / weights.sum()

@@ -24,14 +24,11 @@ def make_feature_extractor(input_size: int, weights: Path | None = BACKBONE_WEIG
     return keras.Model(inputs, backbone(x, training=False), name="features")
 
 
-def make_head(units: int = 256, dropout: float = 0.3, l2: float = 1e-4) -> keras.Model:
-    """Features -> one logit (medical vs not): a small MLP."""
-    reg = keras.regularizers.l2(l2)
+def make_head(dropout: float = 0.3, l2: float = 1e-4) -> keras.Model:
+    """Features -> one logit (medical vs not)."""
     inputs = keras.Input((MULTILEVEL_FEATURES,), name="features")
-    x = layers.Dropout(dropout, name="features_dropout")(inputs)
-    x = layers.Dense(units, activation="relu", kernel_regularizer=reg, name="hidden")(x)
-    x = layers.Dropout(dropout, name="hidden_dropout")(x)
-    logit = layers.Dense(1, name="head", kernel_regularizer=reg)(x)
+    x = layers.Dropout(dropout, name="head_dropout")(inputs)
+    logit = layers.Dense(1, name="head", kernel_regularizer=keras.regularizers.l2(l2))(x)
     return keras.Model(inputs, logit, name="head")
 
 

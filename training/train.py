@@ -25,9 +25,6 @@ from training.export import save_model_dir
 from training.features import cache_key, extract
 
 
-HEAD_TAG = "mlp256-capped300"  # change when the head or the weighting changes: new fold cache
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", action="append", required=True, help="folder with medical/ and non-medical/")
@@ -120,7 +117,7 @@ def main(argv=None) -> None:
                          .reset_index(name="images").to_dict("records")}}
     eval_dir = args.out / "evaluation"
     if not args.no_cv:
-        run_key = cache_key(frame["path"].tolist(), args.size, f"{args.seed}:{args.views}:{args.epochs}:{HEAD_TAG}")
+        run_key = cache_key(frame["path"].tolist(), args.size, f"{args.seed}:{args.views}:{args.epochs}")
         logits = held_out_logits(feats, frame, weights, args, args.work / "folds" / f"{name}-{run_key}")
         y = frame["label"].to_numpy()
         temperature = metrics.fit_temperature(y, logits)
