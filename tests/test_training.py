@@ -56,7 +56,7 @@ def model_dir(dataset, tmp_path_factory):
 
 def test_training_writes_a_loadable_model_with_heldout_metrics(model_dir):
     meta = json.loads((model_dir / "model.json").read_text())
-    assert 0 < meta["threshold"] < 1 and meta["temperature"] > 0
+    assert 0 < meta["threshold"] < 1 and meta["calibration"]["scale"] > 0
     assert meta["litert_max_abs_diff"] <= 1e-3
     assert {"balanced_accuracy", "ece", "min_source_accuracy"} <= set(meta["heldout"])
     for png in ("confusion_matrix", "roc", "reliability"):

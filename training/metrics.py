@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize
 from sklearn import metrics as skm
 
 from training.data import LABELS
@@ -33,16 +33,22 @@ def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(min((t for t, s in zip(grid, scores) if s >= best - 1e-9), key=lambda t: abs(t - 0.5)))
 
 
-def fit_temperature(y: np.ndarray, logits: np.ndarray) -> float:
-    """Temperature T minimising the log loss of sigmoid(logits / T)."""
-    def nll(log_t):
-        z = logits / np.exp(log_t)
+def fit_platt(y: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """Scale and bias minimising the log loss of sigmoid(scale * logit + bias) (Platt scaling)."""
+    def nll(params):
+        z = params[0] * logits + params[1]
         return float(np.mean(np.logaddexp(0, z) - y * z))
-    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+    scale, bias = minimize(nll, [1.0, 0.0], method="Nelder-Mead").x
+    return float(scale), float(bias)
 
 
-def summarize(frame: pd.DataFrame, threshold: float) -> dict:
-    """Metrics for a frame with columns label (0/1), prob, source."""
+def platt(logits: np.ndarray, scale: float, bias: float) -> np.ndarray:
+    """Calibrated probabilities."""
+    return 1 / (1 + np.exp(-(scale * logits + bias)))
+
+
+def summarize(frame: pd.DataFrame, threshold: float, calibration: str = "prob") -> dict:
+    """Metrics for a frame with columns label (0/1), prob, source; ECE of the ``calibration`` column."""
     y, p = frame["label"].to_numpy(), frame["prob"].to_numpy()
     pred = (p >= threshold).astype(int)
     per_source = (frame.assign(correct=pred == y).groupby(["label_name", "source"])
@@ -52,7 +58,7 @@ def summarize(frame: pd.DataFrame, threshold: float) -> dict:
         "threshold": threshold,
         "accuracy": float((pred == y).mean()),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)),
-        "ece": expected_calibration_error(y, p),
+        "ece": expected_calibration_error(y, frame[calibration].to_numpy()),
         "confusion_matrix": skm.confusion_matrix(y, pred, labels=[0, 1]).tolist(),
         "report": skm.classification_report(y, pred, labels=[0, 1], target_names=list(LABELS),
                                             digits=4, zero_division=0),
@@ -79,13 +85,15 @@ def print_summary(title: str, summary: dict) -> None:
           f"min {summary['min_source_accuracy']:.4f}")
 
 
-def write_report(frame: pd.DataFrame, summary: dict, out_dir: Path, prefix: str) -> None:
+def write_report(frame: pd.DataFrame, summary: dict, out_dir: Path, prefix: str,
+                 calibration: str = "prob") -> None:
     """metrics JSON, predictions CSV and the three PNG plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{prefix}metrics.json").write_text(json.dumps(summary, indent=2))
     (out_dir / f"{prefix}report.md").write_text(markdown_report(summary))
     frame.to_csv(out_dir / f"{prefix}predictions.csv", index=False)
-    plot_all(frame["label"].to_numpy(), frame["prob"].to_numpy(), summary, out_dir, prefix)
+    plot_all(frame["label"].to_numpy(), frame["prob"].to_numpy(), frame[calibration].to_numpy(),
+             summary, out_dir, prefix)
 
 
 def markdown_report(summary: dict) -> str:
@@ -104,8 +112,8 @@ def markdown_report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_all(y, p, summary, out_dir: Path, prefix: str) -> None:
-    """Confusion matrix, ROC curve and reliability diagram as PNG files."""
+def plot_all(y, p, p_calibration, summary, out_dir: Path, prefix: str) -> None:
+    """Confusion matrix, ROC curve (of p) and reliability diagram (of p_calibration) as PNG files."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,7 +131,7 @@ def plot_all(y, p, summary, out_dir: Path, prefix: str) -> None:
     fig.tight_layout(); fig.savefig(out_dir / f"{prefix}roc.png", dpi=120); plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(4, 4))
-    edges = np.linspace(0, 1, 16)
+    edges, p = np.linspace(0, 1, 16), p_calibration
     idx = np.clip(np.digitize(p, edges[1:-1]), 0, 14)
     centers = [(p[idx == b].mean(), y[idx == b].mean()) for b in range(15) if (idx == b).any()]
     ax.plot([0, 1], [0, 1], "k--", lw=1)

@@ -32,11 +32,11 @@ def make_head(dropout: float = 0.3, l2: float = 1e-4) -> keras.Model:
     return keras.Model(inputs, logit, name="head")
 
 
-def make_model(input_size: int, head: keras.Model, temperature: float = 1.0,
+def make_model(input_size: int, head: keras.Model, scale: float = 1.0, bias: float = 0.0,
                weights: Path | None = BACKBONE_WEIGHTS) -> keras.Model:
-    """The product model: uint8 image -> features -> head logit / temperature -> sigmoid."""
+    """The product model: uint8 image -> features -> head logit -> Platt calibration -> sigmoid."""
     features = make_feature_extractor(input_size, weights)
     logit = head(features.output)
-    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(logit)
-    prob = layers.Activation("sigmoid", name="medical_probability")(scaled)
+    calibrated = layers.Rescaling(scale, offset=bias, name="calibration")(logit)
+    prob = layers.Activation("sigmoid", name="medical_probability")(calibrated)
     return keras.Model(features.input, prob, name="medcrawl_classifier")

@@ -6,7 +6,7 @@
 2. Compute frozen EfficientNet-Lite0 features for a clean view and augmented views of each image
    (cached in --work, so an interrupted run resumes where it stopped).
 3. Leave-one-source-out: for every source, train the head without it and predict it.
-4. From those held-out predictions: temperature (calibration) and decision threshold.
+4. From those held-out predictions: Platt calibration (scale, bias of the logit) and decision threshold.
 5. Train the head on everything, build the uint8-in / probability-out model, save Keras + LiteRT.
 """
 
@@ -86,13 +86,12 @@ def held_out_logits(feats, frame, weights, args, folds_dir: Path) -> np.ndarray:
 
 
 def cross_fitted_probs(frame: pd.DataFrame, logits: np.ndarray) -> np.ndarray:
-    """Calibrate each source with a temperature fitted on the other sources only."""
+    """Calibrate each source with Platt scaling fitted on the other sources only."""
     probs = np.empty_like(logits)
     y = frame["label"].to_numpy()
     for source in frame["source"].unique():
         test = (frame["source"] == source).to_numpy()
-        t = metrics.fit_temperature(y[~test], logits[~test])
-        probs[test] = 1 / (1 + np.exp(-logits[test] / t))
+        probs[test] = metrics.platt(logits[test], *metrics.fit_platt(y[~test], logits[~test]))
     return probs
 
 
@@ -120,27 +119,29 @@ def main(argv=None) -> None:
         run_key = cache_key(frame["path"].tolist(), args.size, f"{args.seed}:{args.views}:{args.epochs}")
         logits = held_out_logits(feats, frame, weights, args, args.work / "folds" / f"{name}-{run_key}")
         y = frame["label"].to_numpy()
-        temperature = metrics.fit_temperature(y, logits)
-        held = frame.assign(logit=logits, prob=cross_fitted_probs(frame, logits))
+        scale, bias = metrics.fit_platt(y, logits)
+        # Decisions use the product's calibration; calibration is judged on a per-source cross-fit.
+        held = frame.assign(logit=logits, prob=metrics.platt(logits, scale, bias),
+                            prob_crossfit=cross_fitted_probs(frame, logits))
         threshold = metrics.choose_threshold(y, held["prob"].to_numpy())
-        summary = metrics.summarize(held, threshold)
+        summary = metrics.summarize(held, threshold, calibration="prob_crossfit")
         metrics.print_summary("held-out sources (leave-one-source-out)", summary)
-        metrics.write_report(held, summary, eval_dir, "heldout_")
+        metrics.write_report(held, summary, eval_dir, "heldout_", calibration="prob_crossfit")
         meta["heldout"] = {k: summary[k] for k in ("accuracy", "balanced_accuracy", "ece", "roc_auc",
                                                    "mean_source_accuracy", "min_source_accuracy")}
     else:
-        temperature, threshold = 1.0, 0.5
-    meta.update(threshold=threshold, temperature=temperature)
+        scale, bias, threshold = 1.0, 0.0, 0.5
+    meta.update(threshold=threshold, calibration={"method": "platt", "scale": scale, "bias": bias})
 
     x, y, w = stack_views(feats, np.arange(len(frame)), frame, weights)
     args.work.mkdir(parents=True, exist_ok=True)
     head = fit_head(x, y, w, args.epochs, args.seed, checkpoint=args.work / f"backup-{name}")
     from training.model import make_model
     from training.features import load_view
-    model = make_model(args.size, head, temperature)
+    model = make_model(args.size, head, scale, bias)
     probe = np.stack([load_view(p, args.size, 0, args.seed) for p in frame["path"].iloc[::max(1, len(frame) // 64)]])
     meta = save_model_dir(model, args.out, meta, probe.astype(np.uint8))
-    print(f"saved {args.out} (threshold {threshold:.2f}, temperature {temperature:.3f}, "
+    print(f"saved {args.out} (threshold {threshold:.2f}, calibration {scale:.3f} * logit + {bias:.3f}, "
           f"LiteRT max diff {meta['litert_max_abs_diff']:.2e})")
 
 
