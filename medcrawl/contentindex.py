@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import time
 import uuid
 import weakref
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from scrapy.settings import BaseSettings
+
+from medcrawl import sqlite
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +66,7 @@ class SqliteContentIndex:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        for statement in self.SCHEMA:
-            self.db.execute(statement)
+        self.db = sqlite.connect(self.path, self.SCHEMA)
 
     def __repr__(self) -> str:
         return f"sqlite:{self.path}"

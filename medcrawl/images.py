@@ -137,13 +137,19 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img.seek(0)
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         img = _rescale_to_l(img)
+    img = on_white(img)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def on_white(img: Image.Image) -> Image.Image:
+    """Palette and transparent images composited onto white as RGB; other modes unchanged."""
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return img
 
 
 def _rescale_to_l(img: Image.Image) -> Image.Image:

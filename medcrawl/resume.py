@@ -26,7 +26,6 @@ import logging
 import os
 import pickle
 import shutil
-import sqlite3
 import weakref
 from collections import defaultdict
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from scrapy.extensions.feedexport import FileFeedStorage
 from scrapy.utils.request import request_from_dict
 from w3lib.url import file_uri_to_path
 
+from medcrawl import sqlite
 from medcrawl.items import ImageItem
 
 logger = logging.getLogger(__name__)
@@ -65,12 +65,7 @@ class Journal:
 
     def __init__(self, jobdir: str | os.PathLike):
         self.path = Path(jobdir, JOURNAL_NAME)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        for statement in self.SCHEMA:
-            self.db.execute(statement)
+        self.db = sqlite.connect(self.path, self.SCHEMA)
         self.crashed = self._state() == "running"
         self.completion = Completion(self)
 

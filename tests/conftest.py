@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -60,18 +60,51 @@ class ServerState:
 
 
 @contextmanager
-def serve_folder(folder: Path, state: ServerState | None = None) -> Iterator[tuple[str, ServerState]]:
-    """Serve ``folder`` on 127.0.0.1 at a free port; yield (port-qualified base URL, state)."""
-    state = state or ServerState()
-    handler = partial(RecordingHandler, directory=str(folder), server_state=state)
+def _running(handler) -> Iterator[str]:
+    """A QuietServer with ``handler`` on 127.0.0.1 at a free port; yield its base URL."""
     server = QuietServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_folder(folder: Path, state: ServerState | None = None) -> Iterator[tuple[str, ServerState]]:
+    """Serve ``folder`` on 127.0.0.1 at a free port; yield (port-qualified base URL, state)."""
+    state = state or ServerState()
+    with _running(partial(RecordingHandler, directory=str(folder), server_state=state)) as base:
+        yield base, state
+
+
+class RoutesHandler(BaseHTTPRequestHandler):
+    """Answer GETs from an in-memory table {path: (body, content type)}, 404 otherwise; record paths."""
+
+    routes: dict[str, tuple[bytes, str]] = {}
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.hits.append(self.path)
+        body, ctype = self.routes.get(self.path, (b"not found", "text/plain"))
+        self.send_response(200 if self.path in self.routes else 404)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep test output quiet
+        pass
+
+
+@contextmanager
+def serve_routes(routes: dict[str, tuple[bytes, str]], hits: list[str] | None = None) -> Iterator[str]:
+    """Serve ``routes`` on 127.0.0.1 at a free port (paths asked for go to ``hits``); yield the base URL."""
+    handler = type("Routes", (RoutesHandler,), {"routes": routes, "hits": [] if hits is None else hits})
+    with _running(handler) as base:
+        yield base
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pymupdf
@@ -18,6 +16,7 @@ import pytest
 from medcrawl.classifier import load_shared
 from medcrawl.cli import main
 from medcrawl.items import ROW_FIELDS
+from conftest import serve_routes
 from oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
 
 PHOTO, MRI = photo_jpeg(), mri_png()
@@ -53,29 +52,13 @@ ROUTES = {"/page.html": (PAGE, "text/html; charset=utf-8"), "/img/photo.jpg": (P
           "/empty.html": (b"<html><body><p>No pictures here.</p></body></html>", "text/html")}
 
 
-class Handler(BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self):  # noqa: N802
-        type(self).hits.append(self.path)
-        body, ctype = ROUTES.get(self.path, (b"not found", "text/plain"))
-        self.send_response(200 if self.path in ROUTES else 404)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+HITS: list[str] = []
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_routes(ROUTES, HITS) as base:
+        yield base
 
 
 def classify(capsys, *args) -> tuple[int, list[dict], str]:
@@ -195,7 +178,7 @@ def test_inputs_without_images_still_get_a_row(capsys, server, tmp_path):
 
 
 def test_page_image_and_pdf_urls(capsys, classifier, server):
-    Handler.hits.clear()
+    HITS.clear()
     code, rows, err = classify(capsys, "--allow-private-urls", f"{server}/page.html",
                                f"{server}/img/photo.jpg", f"{server}/paper.pdf")
     page = [r for r in rows if r["source_type"] == "html"]
@@ -210,17 +193,17 @@ def test_page_image_and_pdf_urls(capsys, classifier, server):
     assert [(r["pdf_page"], r["label"], r["source_url"]) for r in pdf] == [
         (1, "non-medical", f"{server}/paper.pdf"), (2, "medical", f"{server}/paper.pdf")]
     assert len(rows) == 6 and code == 2 and "http_404: 1" in err
-    assert "/other.html" not in Handler.hits and "/img/never.png" not in Handler.hits   # no crawling
+    assert "/other.html" not in HITS and "/img/never.png" not in HITS   # no crawling
     for row in rows:
         if row["status"] == "ok":
             check_verdict(row, classifier)
 
 
 def test_private_urls_refused_by_default(capsys, server):
-    Handler.hits.clear()
+    HITS.clear()
     code, rows, err = classify(capsys, f"{server}/img/photo.jpg",
                                "http://169.254.169.254/latest/meta-data/")
-    assert code == 2 and Handler.hits == []
+    assert code == 2 and HITS == []
     assert [(r["status"], r["error"], r["source_type"]) for r in rows] == [
         ("error", "private_address", "url")] * 2
     assert "--allow-private-urls" in err

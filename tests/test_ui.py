@@ -13,15 +13,14 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from conftest import serve_routes
 from oneoff_assets import make_pdf, mri_png, photo_jpeg
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,26 +74,10 @@ SITE = {"/page.html": (b'<html><body><h1>Cases</h1><img src="/scan.png"><img src
         "/scan.png": (mri_png(), "image/png"), "/portrait.jpg": (photo_jpeg(), "image/jpeg")}
 
 
-class SiteHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        body, ctype = SITE.get(self.path, (b"not found", "text/plain"))
-        self.send_response(200 if self.path in SITE else 404)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def site():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve_routes(SITE) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from medcrawl.images import ImageError, open_image
+from medcrawl.images import ImageError, on_white, open_image
 
 MEDICAL, NON_MEDICAL = "medical", "non-medical"
 INSTALL_SCRIPT = "scripts/install_sample_packages.sh"
@@ -619,19 +619,12 @@ def encode(sample: Sample, max_side: int) -> tuple[bytes, str, Image.Image]:
 
 def flatten(img: Image.Image) -> Image.Image:
     """8-bit L or RGB: transparency composited onto white, 16-bit and binary images converted."""
-    if img.mode in ("L", "RGB"):
-        return img
     if img.mode == "1":
         return img.convert("L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         return Image.fromarray(to_uint8(np.asarray(img), float(np.min(img)), float(np.max(img))))
-    return img.convert("RGB")
+    img = on_white(img)
+    return img if img.mode in ("L", "RGB") else img.convert("RGB")
 
 
 @dataclass
