@@ -131,9 +131,9 @@ def plot_all(y, p, p_calibration, summary, out_dir: Path, prefix: str) -> None:
     fig.tight_layout(); fig.savefig(out_dir / f"{prefix}roc.png", dpi=120); plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(4, 4))
-    edges, p = np.linspace(0, 1, 16), p_calibration
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, 14)
-    centers = [(p[idx == b].mean(), y[idx == b].mean()) for b in range(15) if (idx == b).any()]
+    edges, q = np.linspace(0, 1, 16), p_calibration
+    idx = np.clip(np.digitize(q, edges[1:-1]), 0, 14)
+    centers = [(q[idx == b].mean(), y[idx == b].mean()) for b in range(15) if (idx == b).any()]
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.plot(*zip(*centers), "o-")
     ax.set_xlabel("predicted medical probability"); ax.set_ylabel("fraction medical")
