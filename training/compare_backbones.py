@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from medcrawl import images
-from training.data import scan
+from training.data import balanced_weights, scan
 
 
 # ----------------------------------------------------------------------------- data
@@ -54,16 +54,6 @@ def decode(paths: list[str], size: int) -> list[np.ndarray | None]:
             return None
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, paths))
-
-
-def source_weights(frame: pd.DataFrame) -> np.ndarray:
-    """Each class half the total weight, shared equally by its sources."""
-    w = np.zeros(len(frame))
-    for _, cls in frame.groupby("label"):
-        n_sources = cls["source"].nunique()
-        for _, src in cls.groupby("source"):
-            w[src.index.to_numpy()] = 1.0 / (n_sources * len(src))
-    return w * len(frame) / w.sum()
 
 
 def folds(frame: pd.DataFrame, k: int, seed: int) -> list[list[str]]:
@@ -105,7 +95,7 @@ def logistic_predict(feats: np.ndarray, frame: pd.DataFrame, held_out: list[str]
     train = frame[~test].reset_index(drop=True)
     scaler = StandardScaler().fit(feats[~test])
     clf = LogisticRegression(C=c, max_iter=3000)
-    clf.fit(scaler.transform(feats[~test]), train["label"], sample_weight=source_weights(train))
+    clf.fit(scaler.transform(feats[~test]), train["label"], sample_weight=balanced_weights(train).to_numpy())
     return clf.predict_proba(scaler.transform(feats[test]))[:, 1]
 
 
@@ -133,7 +123,7 @@ def cnn_predict(x: np.ndarray, frame: pd.DataFrame, held_out: list[str], epochs:
     train = frame[~test].reset_index(drop=True)
     model = make_cnn(x.shape[1])
     model.compile(keras.optimizers.Adam(2e-3), keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit(x[~test], train["label"].to_numpy(np.float32), sample_weight=source_weights(train),
+    model.fit(x[~test], train["label"].to_numpy(np.float32), sample_weight=balanced_weights(train).to_numpy(),
               batch_size=32, epochs=epochs, shuffle=True, verbose=0)
     logits = extract(model, x[test])[:, 0]
     return 1 / (1 + np.exp(-logits))
