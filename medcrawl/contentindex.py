@@ -27,9 +27,6 @@ from medcrawl import sqlite
 
 logger = logging.getLogger(__name__)
 
-# What a verdict holds (the labelling result copied onto every row with the same content).
-VERDICT_FIELDS = ("width", "height", "format", "label", "medical_probability", "confidence",
-                  "model", "status", "error")
 # Row reasons that depend on this run, not on the content: never cached.
 TRANSIENT_REASONS = frozenset({"classifier_error", "no_content", "store_failed"})
 OFF = ("off", "none", "false", "0")

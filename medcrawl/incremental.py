@@ -22,7 +22,7 @@ from scrapy.pipelines.media import MediaPipeline
 
 from medcrawl.classifier import Classifier, load_shared
 from medcrawl.config import Config
-from medcrawl.contentindex import VERDICT_FIELDS, ContentIndex, cacheable, shared_index
+from medcrawl.contentindex import ContentIndex, cacheable, shared_index
 from medcrawl.export import write_once
 from medcrawl.images import extension_for
 from medcrawl.items import ImageItem
@@ -33,16 +33,6 @@ from medcrawl.resume import repair_partial_line
 
 logger = logging.getLogger(__name__)
 STATS = "medcrawl/index/"
-
-
-def verdict_of(item: ImageItem) -> dict:
-    return {name: getattr(item, name) for name in VERDICT_FIELDS}
-
-
-def apply_verdict(item: ImageItem, verdict: dict) -> ImageItem:
-    for name in VERDICT_FIELDS:
-        setattr(item, name, verdict.get(name))
-    return item
 
 
 class IndexedContentStore(ContentStore):
@@ -128,7 +118,7 @@ class IndexedClassifyPipeline(ClassifyPipeline):
         verdict = await self._known_verdict(item.sha256) if item.sha256 else None
         if verdict is not None:
             self.stats.inc_value(f"{STATS}reused")
-            return apply_verdict(item, verdict)
+            return item.apply_verdict(verdict)
         item = await super().process_item(item)
         self._index(item)
         return item
@@ -143,7 +133,7 @@ class IndexedClassifyPipeline(ClassifyPipeline):
 
     def _index(self, item: ImageItem) -> None:
         """Index the verdict this process produced for a content (once)."""
-        verdict = verdict_of(item)
+        verdict = item.verdict()
         if item.sha256 in self._indexed or not item.sha256:
             return
         if not cacheable(verdict):

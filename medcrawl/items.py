@@ -10,6 +10,9 @@ ROW_FIELDS = (
     "width", "height", "format", "label", "medical_probability", "confidence",
     "model", "status", "error",
 )
+# What labelling fills in: copied to every row with the same content (in a crawl and across runs).
+VERDICT_FIELDS = ("width", "height", "format", "label", "medical_probability", "confidence",
+                  "model", "status", "error")
 
 
 @dataclass
@@ -39,9 +42,19 @@ class ImageItem:
             self.status, self.error = status, reason
         return self
 
+    def verdict(self) -> dict:
+        """The labelling result (VERDICT_FIELDS), to copy onto rows with the same content."""
+        return {name: getattr(self, name) for name in VERDICT_FIELDS}
+
+    def apply_verdict(self, verdict: dict) -> "ImageItem":
+        """Take another row's labelling result."""
+        for name in VERDICT_FIELDS:
+            setattr(self, name, verdict.get(name))
+        return self
+
     def row(self) -> dict:
         """The exported columns only, in ROW_FIELDS order."""
         return {name: getattr(self, name) for name in ROW_FIELDS}
 
 
-assert set(ROW_FIELDS) <= {f.name for f in fields(ImageItem)}
+assert set(ROW_FIELDS) | set(VERDICT_FIELDS) <= {f.name for f in fields(ImageItem)}

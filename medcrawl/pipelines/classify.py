@@ -20,11 +20,6 @@ from medcrawl.worker import Worker
 
 logger = logging.getLogger(__name__)
 
-# What labelling fills in; copied to every row that has the same content.
-VERDICT_FIELDS = ("width", "height", "format", "label", "medical_probability", "confidence",
-                  "model", "status", "error")
-
-
 class Batcher:
     """Collect items into batches of ``size``; a partial batch waits at most ``max_wait`` seconds."""
 
@@ -82,7 +77,7 @@ class ClassifyPipeline:
         label = functools.partial(label_items, classifier, min_size=config.min_size,
                                   max_pixels=config.max_pixels)
         self.batcher = Batcher(label, config.batch_size, config.batch_max_wait, self.worker)
-        self._verdicts: dict[str, tuple] = {}          # sha256 -> VERDICT_FIELDS values
+        self._verdicts: dict[str, dict] = {}           # sha256 -> ImageItem.verdict()
         self._waiting: dict[str, list[Deferred]] = {}  # sha256 -> rows awaiting its verdict
         self._submitted: set[str] = set()
 
@@ -122,7 +117,7 @@ class ClassifyPipeline:
         return waiter
 
     def _labelled(self, item: ImageItem) -> None:
-        self._verdicts[item.sha256] = tuple(getattr(item, name) for name in VERDICT_FIELDS)
+        self._verdicts[item.sha256] = item.verdict()
         self._submitted.discard(item.sha256)
         for waiter in self._waiting.pop(item.sha256, []):
             waiter.callback(None)
@@ -131,9 +126,7 @@ class ClassifyPipeline:
         verdict = self._verdicts.get(item.sha256)
         if verdict is None:
             return item.fail("no_content")
-        for name, value in zip(VERDICT_FIELDS, verdict, strict=True):
-            setattr(item, name, value)
-        return item
+        return item.apply_verdict(verdict)
 
     async def close_spider(self) -> None:
         await self.batcher.close()

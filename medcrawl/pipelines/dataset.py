@@ -10,8 +10,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 
 from medcrawl.classifier import MEDICAL, NON_MEDICAL
-from medcrawl.export import write_once
 from medcrawl.config import Config
+from medcrawl.export import write_once
 from medcrawl.images import extension_for
 from medcrawl.items import ROW_FIELDS, ImageItem
 
