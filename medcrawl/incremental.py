@@ -24,7 +24,6 @@ from medcrawl.classifier import Classifier, load_shared
 from medcrawl.config import Config
 from medcrawl.contentindex import ContentIndex, cacheable, shared_index
 from medcrawl.export import write_once
-from medcrawl.images import extension_for
 from medcrawl.items import ImageItem
 from medcrawl.pipelines.classify import ClassifyPipeline
 from medcrawl.pipelines.dataset import MANIFEST_FIELDS, DatasetPipeline
@@ -185,10 +184,6 @@ class IncrementalDatasetPipeline(DatasetPipeline):
         if item.body is None:
             self._copy_from_store(item, self.root / key[0])
         return super().process_item(item)
-
-    @staticmethod
-    def relative_path(item: ImageItem) -> str:
-        return f"{item.label}/{item.sha256}.{extension_for(item.format)}"
 
     def _copy_from_store(self, item: ImageItem, target: Path) -> None:
         """Put a stored file into the dataset when the row carries no bytes (URL up to date)."""

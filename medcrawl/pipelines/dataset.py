@@ -45,11 +45,16 @@ class DatasetPipeline:
 
     def process_item(self, item: Any) -> Any:
         if isinstance(item, ImageItem) and self.qualifies(item):
-            rel = f"{item.label}/{item.sha256}.{extension_for(item.format)}"
+            rel = self.relative_path(item)
             if item.body is not None and write_once(self.root / rel, item.body):
                 self.stats.inc_value(f"medcrawl/dataset/{item.label}")
             self._writer.writerow({"file": rel, **item.row()})
         return item
+
+    @staticmethod
+    def relative_path(item: ImageItem) -> str:
+        """The image's file in the dataset: ``<label>/<sha256>.<ext>``."""
+        return f"{item.label}/{item.sha256}.{extension_for(item.format)}"
 
     def qualifies(self, item: ImageItem) -> bool:
         """A labelled image confident enough for the training set."""
