@@ -6,13 +6,13 @@ from dataclasses import dataclass, field, fields
 
 # Feed columns, in order. FEED_EXPORT_FIELDS uses this, so internal fields never reach a feed.
 ROW_FIELDS = (
-    "image_url", "source_url", "source_type", "pdf_page", "path", "sha256",
+    "image_url", "source_url", "source_type", "pdf_page", "frame", "path", "sha256",
     "width", "height", "format", "label", "medical_probability", "confidence",
-    "model", "status", "error",
+    "modality", "modality_confidence", "model_modality", "model", "status", "error",
 )
 # What labelling fills in: copied to every row with the same content (in a crawl and across runs).
 VERDICT_FIELDS = ("width", "height", "format", "label", "medical_probability", "confidence",
-                  "model", "status", "error")
+                  "modality", "modality_confidence", "model_modality", "model", "status", "error")
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ImageItem:
     source_url: str = ""
     source_type: str = "html"          # html | pdf | file | url
     pdf_page: int | None = None        # 1-based page number for PDF images
+    frame: str = ""                    # DICOM frame number (1-based) or NIfTI "<plane>:<index>"
     path: str = ""                     # stored file, relative to the store root
     sha256: str = ""                   # of the stored original bytes
     width: int | None = None
@@ -31,6 +32,9 @@ class ImageItem:
     label: str = ""                    # medical | non-medical
     medical_probability: float | None = None
     confidence: float | None = None
+    modality: str = ""                 # medical rows: xray, ct, mri, ... or other; else empty
+    modality_confidence: float | None = None
+    model_modality: str = ""           # the model's modality when a DICOM tag gave another
     model: str = ""
     status: str = ""                   # ok | skipped | error
     error: str = ""                    # specific reason when status is not ok
