@@ -1,8 +1,8 @@
 """Classification end to end (read, decode, resize, infer, write row) against its baselines.
 
 Arms, alternated every round on the same generated JPEG/PNG files:
-  product-bN  medcrawl.labeling.label_items on batches of N, rows written with csv
-  floor       medcrawl.images.prepare alone, one thread (decode + resize, no model)
+  product-bN  medcrawl.model.labelling.label_items on batches of N, rows written with csv
+  floor       medcrawl.model.images.prepare alone, one thread (decode + resize, no model)
   naive       one keras ``model.predict`` per image, plain Pillow decode (what older tools did)
 """
 
@@ -27,7 +27,7 @@ TARGET_RATE, TARGET_FLOOR, TARGET_NAIVE = 250.0, 0.9, 15.0
 def product(classifier, paths: list[Path], batch: int, min_size: int = 64) -> int:
     """Label every file through label_items, write the rows; returns the number of ok rows."""
     from medcrawl.items import ROW_FIELDS, ImageItem
-    from medcrawl.labeling import label_items
+    from medcrawl.model.labelling import label_items
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=ROW_FIELDS)
     ok = 0
@@ -42,7 +42,7 @@ def product(classifier, paths: list[Path], batch: int, min_size: int = 64) -> in
 
 def floor(paths: list[Path], size: int, threads: int = 1) -> int:
     """Decode + resize only, through the product's own decode path."""
-    from medcrawl.images import prepare
+    from medcrawl.model.images import prepare
 
     def one(path: Path) -> int:
         return prepare(path.read_bytes(), size, min_size=64)[1].shape[0]
@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     naive_n = min(n, args.naive_images or (6 if args.quick else 96))
     size = (320, 256) if args.quick else (1000, 800)
     paths = common.write_images(n, size)
-    from medcrawl.classifier import Classifier
-    clf = Classifier.load(args.model, engine=args.engine)
+    from medcrawl.config import model_location
+    from medcrawl.model.classifier import Classifier
+    clf = Classifier.load(*model_location(args.model, args.engine))
     naive = Naive(clf)
     arms = {f"product-b{b}": (lambda b=b: product(clf, paths, b), n) for b in BATCHES}
     arms |= {"floor": (lambda: floor(paths, clf.input_size), n),

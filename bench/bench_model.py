@@ -32,12 +32,13 @@ def main(argv=None) -> int:
     rounds = common.rounds(args, full=5, quick=1)
     calls = 2 if args.quick else 12
     import_s, _ = common.timed(_import_engines)
-    from medcrawl.classifier import Classifier
+    from medcrawl.config import model_location
+    from medcrawl.model.classifier import Classifier
     loads: dict[str, list[float]] = {e: [] for e in ENGINES}
     clfs = {}
     for _ in range(1 if args.quick else 3):
         for engine in ENGINES:
-            seconds, clfs[engine] = common.timed(Classifier.load, args.model, engine=engine)
+            seconds, clfs[engine] = common.timed(Classifier.load, model_location(args.model)[0], engine=engine)
             loads[engine].append(seconds)
     default = clfs["litert"].meta.get("engine", "keras")
     size = clfs["litert"].input_size

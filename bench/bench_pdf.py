@@ -1,4 +1,4 @@
-"""PDF image extraction: embedded images/s of medcrawl.pdf.extract_pdf_images on generated PDFs.
+"""PDF image extraction: embedded images/s of medcrawl.extract.pdf.extract_pdf_images on generated PDFs.
 
 Each generated PDF holds 50 images (JPEG photos kept as DCT streams, PNG graphics stored by
 MuPDF as Flate streams), five to a page. Baseline: PyMuPDF's own ``Document.extract_image``
@@ -46,7 +46,7 @@ def write_pdfs(count: int, size: tuple[int, int]) -> list[Path]:
 
 
 def product(pdfs: list[bytes]) -> int:
-    from medcrawl.pdf import extract_pdf_images
+    from medcrawl.extract.pdf import extract_pdf_images
     return sum(len(extract_pdf_images(data)) for data in pdfs)
 
 

@@ -2,9 +2,11 @@
 
 from setuptools import find_packages, setup
 
+from medcrawl import __version__      # ./medcrawl links to ../medcrawl; its __init__ imports nothing
+
 setup(
     name="medcrawl",
-    version="0.1.0",
+    version=__version__,
     packages=find_packages(include=["medcrawl", "medcrawl.*"]),   # ./medcrawl links to ../medcrawl
     entry_points={"scrapy": ["settings = medcrawl.settings"]},
 )

@@ -2,6 +2,6 @@
 
 import sys
 
-from medcrawl.cli import main
+from medcrawl.oneoff.cli import main
 
 sys.exit(main())

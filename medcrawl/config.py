@@ -1,37 +1,88 @@
-"""Every MEDCRAWL_* setting, read once with typed getters (like scrapy-playwright's Config)."""
+"""Every MEDCRAWL_* setting (and the model's environment variables), read here only, one object per concern.
+
+Like scrapy-playwright's Config: ``X.from_settings(settings)`` reads and validates; ``X.from_crawler``
+does it once per crawler. The defaults are those of ``medcrawl/settings.py``, so
+``scrapy settings --get MEDCRAWL_...`` shows them. No Scrapy import: the CLI uses this module too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from scrapy.settings import BaseSettings
+from medcrawl import settings as defaults
 
-from medcrawl.images import DEFAULT_MAX_PIXELS
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "medcrawl-v1"
+OFF = ("off", "none", "false", "0")
+_READ: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictionary()
+
+
+def model_location(model: str | os.PathLike | None = None,
+                   engine: str | None = None) -> tuple[str, str | None]:
+    """(model directory, engine): given values, else $MEDCRAWL_MODEL / $MEDCRAWL_MODEL_ENGINE,
+    else models/medcrawl-v1 and None (the model's own engine)."""
+    model = model or os.environ.get("MEDCRAWL_MODEL") or DEFAULT_MODEL_DIR
+    return str(model), engine or os.environ.get("MEDCRAWL_MODEL_ENGINE") or None
+
+
+def samples_npm_dir() -> Path:
+    """Where the npm sample packages are installed: $MEDCRAWL_SAMPLES_NPM, else ~/.cache/medcrawl/npm."""
+    return Path(os.environ.get("MEDCRAWL_SAMPLES_NPM") or Path.home() / ".cache" / "medcrawl" / "npm")
+
+
+def check(checks: dict[str, bool]) -> None:
+    """Raise ValueError listing every failed check's message (each names its setting)."""
+    problems = [message for message, ok in checks.items() if not ok]
+    if problems:
+        raise ValueError("invalid medcrawl settings: " + "; ".join(problems))
+
+
+class _Section:
+    """Read a concern's settings once per crawler."""
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Any:
+        """The crawler's settings for this concern, read and validated on first use."""
+        read = _READ.setdefault(crawler, {})
+        if cls not in read:
+            read[cls] = cls.from_settings(crawler.settings)
+        return read[cls]
 
 
 @dataclass(frozen=True)
-class Config:
-    """The crawl's own settings; defaults here are the documented defaults."""
+class Config(_Section):
+    """The crawl's own settings: model, batching, image limits, dataset, progress log."""
 
-    model: str | None = None                  # model dir; None: $MEDCRAWL_MODEL or models/medcrawl-v1
+    model: str | None = None                  # model dir; from_settings: MEDCRAWL_MODEL, $MEDCRAWL_MODEL or models/medcrawl-v1
     model_engine: str | None = None           # keras | litert; None: the model's own default
-    batch_size: int = 32                      # images per classifier batch
-    batch_max_wait: float = 2.0               # seconds a partial batch may wait before it is labelled
-    min_size: int = 64                        # images with a side below this are skipped (too_small)
-    max_pixels: int | None = DEFAULT_MAX_PIXELS   # decompression-bomb limit (0 in settings: none)
-    pdf_max_images: int | None = 1000         # images taken from one PDF (0 in settings: no limit)
-    offsite_media: bool = True                # fetch images/PDFs from hosts outside allowed_domains
-    dataset_dir: str | None = None            # write DIR/medical, DIR/non-medical, DIR/manifest.csv
-    dataset_min_confidence: float = 0.8       # only images labelled at least this confidently
-    logstats_interval: float = 60.0           # seconds between progress lines (0: off)
+    batch_size: int = defaults.MEDCRAWL_BATCH_SIZE
+    batch_max_wait: float = defaults.MEDCRAWL_BATCH_MAX_WAIT
+    min_size: int = defaults.MEDCRAWL_MIN_SIZE
+    max_pixels: int | None = defaults.MEDCRAWL_MAX_PIXELS
+    pdf_max_images: int | None = defaults.MEDCRAWL_PDF_MAX_IMAGES
+    offsite_media: bool = defaults.MEDCRAWL_OFFSITE_MEDIA
+    dataset_dir: str | None = defaults.MEDCRAWL_DATASET_DIR
+    dataset_min_confidence: float = defaults.MEDCRAWL_DATASET_MIN_CONFIDENCE
+    logstats_interval: float = defaults.MEDCRAWL_LOGSTATS_INTERVAL
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
-        """Read and validate the MEDCRAWL_* settings."""
+        """Read and validate the MEDCRAWL_* settings of the crawl."""
         d = cls()
+        model, engine = model_location(settings.get("MEDCRAWL_MODEL"), settings.get("MEDCRAWL_MODEL_ENGINE"))
         config = cls(
-            model=settings.get("MEDCRAWL_MODEL") or d.model,
-            model_engine=settings.get("MEDCRAWL_MODEL_ENGINE") or d.model_engine,
+            model=model,
+            model_engine=engine,
             batch_size=settings.getint("MEDCRAWL_BATCH_SIZE", d.batch_size),
             batch_max_wait=settings.getfloat("MEDCRAWL_BATCH_MAX_WAIT", d.batch_max_wait),
             min_size=settings.getint("MEDCRAWL_MIN_SIZE", d.min_size),
@@ -48,7 +99,7 @@ class Config:
 
     def validate(self) -> None:
         """Raise ValueError naming the setting when a value is out of range."""
-        checks = {
+        check({
             "MEDCRAWL_BATCH_SIZE must be >= 1": self.batch_size >= 1,
             "MEDCRAWL_BATCH_MAX_WAIT must be > 0": self.batch_max_wait > 0,
             "MEDCRAWL_MIN_SIZE must be >= 0": self.min_size >= 0,
@@ -56,7 +107,81 @@ class Config:
             "MEDCRAWL_PDF_MAX_IMAGES must be >= 0": (self.pdf_max_images or 0) >= 0,
             "MEDCRAWL_DATASET_MIN_CONFIDENCE must be within 0..1": 0 <= self.dataset_min_confidence <= 1,
             "MEDCRAWL_LOGSTATS_INTERVAL must be >= 0": self.logstats_interval >= 0,
-        }
-        problems = [message for message, ok in checks.items() if not ok]
-        if problems:
-            raise ValueError("; ".join(problems))
+        })
+
+
+@dataclass(frozen=True)
+class RedisConfig(_Section):
+    """A distributed harvest: the shared Redis and the harvest's key prefix."""
+
+    url: str | None = defaults.MEDCRAWL_REDIS_URL
+    harvest: str = defaults.MEDCRAWL_HARVEST
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> RedisConfig:
+        d = cls()
+        config = cls(url=settings.get("MEDCRAWL_REDIS_URL") or d.url,
+                     harvest=settings.get("MEDCRAWL_HARVEST") or d.harvest)
+        check({"MEDCRAWL_REDIS_URL must start with redis://, rediss:// or unix://":
+               not config.url or config.url.startswith(("redis://", "rediss://", "unix://"))})
+        return config
+
+
+@dataclass(frozen=True)
+class IndexConfig(_Section):
+    """The content index: where it lives (as set; see contentindex.index_location) and its Redis knobs."""
+
+    location: str | None = defaults.MEDCRAWL_CONTENT_INDEX   # None: automatic; "off": no index
+    redis_url: str | None = defaults.MEDCRAWL_REDIS_URL
+    key: str = defaults.MEDCRAWL_INDEX_KEY
+    claim_ttl: int = defaults.MEDCRAWL_INDEX_CLAIM_TTL
+    wait: float = defaults.MEDCRAWL_INDEX_WAIT
+
+    @property
+    def off(self) -> bool:
+        return (self.location or "").lower() in OFF
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> IndexConfig:
+        d = cls()
+        config = cls(location=(settings.get("MEDCRAWL_CONTENT_INDEX") or "").strip() or d.location,
+                     redis_url=RedisConfig.from_settings(settings).url,
+                     key=settings.get("MEDCRAWL_INDEX_KEY") or d.key,
+                     claim_ttl=settings.getint("MEDCRAWL_INDEX_CLAIM_TTL", d.claim_ttl),
+                     wait=settings.getfloat("MEDCRAWL_INDEX_WAIT", d.wait))
+        check({"MEDCRAWL_INDEX_CLAIM_TTL must be >= 1": config.claim_ttl >= 1,
+               "MEDCRAWL_INDEX_WAIT must be >= 0": config.wait >= 0})
+        return config
+
+
+@dataclass(frozen=True)
+class JsConfig(_Section):
+    """JavaScript pages: render all pages or those of some domains, with which Chromium, until when."""
+
+    render_all: bool = defaults.MEDCRAWL_JS
+    domains: tuple[str, ...] = field(default_factory=tuple)
+    chromium: str = defaults.MEDCRAWL_CHROMIUM_PATH
+    wait: str = defaults.MEDCRAWL_JS_WAIT
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> JsConfig:
+        d = cls()
+        config = cls(render_all=settings.getbool("MEDCRAWL_JS", d.render_all),
+                     domains=tuple(x.strip().lower() for x in settings.getlist("MEDCRAWL_JS_DOMAINS")
+                                   if x.strip()),
+                     chromium=settings.get("MEDCRAWL_CHROMIUM_PATH") or d.chromium,
+                     wait=settings.get("MEDCRAWL_JS_WAIT") or d.wait)
+        check({"MEDCRAWL_JS_WAIT must be load, domcontentloaded or networkidle":
+               config.wait in ("load", "domcontentloaded", "networkidle")})
+        return config
+
+    @property
+    def wanted(self) -> bool:
+        """Some pages are rendered (before the spider's ``-a js=true`` is counted)."""
+        return self.render_all or bool(self.domains)
+
+
+def validate(settings: BaseSettings) -> None:
+    """Read every concern once, so a wrong value stops the crawl at start with a clear message."""
+    for section in (Config, RedisConfig, IndexConfig, JsConfig):
+        section.from_settings(settings)

@@ -31,7 +31,7 @@ class HarvestStats:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> HarvestStats:
-        ext = cls(crawler.stats, Config.from_settings(crawler.settings).logstats_interval)
+        ext = cls(crawler.stats, Config.from_crawler(crawler).logstats_interval)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)

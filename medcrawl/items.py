@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields
 
 # Feed columns, in order. FEED_EXPORT_FIELDS uses this, so internal fields never reach a feed.
@@ -45,6 +46,12 @@ class ImageItem:
         if self.status not in ("error", "skipped"):
             self.status, self.error = status, reason
         return self
+
+    def content_sha256(self) -> str:
+        """The sha256 of the bytes in hand, computed when not known yet ('' without either)."""
+        if self.body is not None and not self.sha256:
+            self.sha256 = hashlib.sha256(self.body).hexdigest()
+        return self.sha256
 
     def verdict(self) -> dict:
         """The labelling result (VERDICT_FIELDS), to copy onto rows with the same content."""

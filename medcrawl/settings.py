@@ -1,7 +1,8 @@
-"""Scrapy settings for a polite, site-wide image harvest. MEDCRAWL_* settings: medcrawl/config.py."""
+"""Scrapy settings for a polite, site-wide image harvest, with every MEDCRAWL_* default (read in config.py)."""
 
 from medcrawl import __version__
 from medcrawl.items import ROW_FIELDS
+from medcrawl.model import images
 
 BOT_NAME = "medcrawl"
 SPIDER_MODULES = ["medcrawl.spiders"]
@@ -30,15 +31,38 @@ ITEM_PIPELINES = {
     "medcrawl.pipelines.store.ImageStorePipeline": 100,
     "medcrawl.pipelines.classify.ClassifyPipeline": 200,
     "medcrawl.pipelines.dataset.DatasetPipeline": 300,
-    "medcrawl.pipelines.ReleaseBodyPipeline": 1000,
+    "medcrawl.pipelines.release.ReleaseBodyPipeline": 1000,
 }
 EXTENSIONS = {
     "medcrawl.extensions.HarvestStats": 500,
 }
-# Incremental re-runs (content index), crash-safe JOBDIR, Redis frontier, JavaScript pages:
-# switched on by settings (MEDCRAWL_CONTENT_INDEX, JOBDIR, MEDCRAWL_REDIS_URL, -a js=true); docs/scale.md.
-ADDONS = {"medcrawl.scale.ScaleAddon": 0}
+# Crash-safe JOBDIR, Redis frontier, JavaScript pages: switched on by settings
+# (JOBDIR, MEDCRAWL_REDIS_URL, -a js=true / MEDCRAWL_JS_DOMAINS); docs/scale.md.
+ADDONS = {"medcrawl.scaleout.addon.ScaleAddon": 0}
 
 # Feeds (-o/-O/FEEDS) carry exactly the row columns, never the internal image bytes.
 FEED_EXPORT_FIELDS = list(ROW_FIELDS)
 FEED_EXPORT_ENCODING = "utf-8"
+
+# medcrawl's own settings (docs/crawl.md, docs/scale.md), read and validated in medcrawl/config.py.
+MEDCRAWL_MODEL = None                     # model dir; None: $MEDCRAWL_MODEL, else models/medcrawl-v1
+MEDCRAWL_MODEL_ENGINE = None              # keras | litert; None: $MEDCRAWL_MODEL_ENGINE, else the model's own
+MEDCRAWL_BATCH_SIZE = 32                  # images per classifier batch
+MEDCRAWL_BATCH_MAX_WAIT = 2.0             # seconds a partial batch may wait before it is labelled
+MEDCRAWL_MIN_SIZE = 64                    # images with a side below this are skipped (too_small)
+MEDCRAWL_MAX_PIXELS = images.DEFAULT_MAX_PIXELS  # decompression-bomb limit (0: none)
+MEDCRAWL_PDF_MAX_IMAGES = 1000            # images taken from one PDF (0: no limit)
+MEDCRAWL_OFFSITE_MEDIA = True             # fetch images/PDFs from hosts outside allowed_domains
+MEDCRAWL_DATASET_DIR = None               # write DIR/medical, DIR/non-medical, DIR/manifest.csv
+MEDCRAWL_DATASET_MIN_CONFIDENCE = 0.8     # only images labelled at least this confidently
+MEDCRAWL_LOGSTATS_INTERVAL = 60.0         # seconds between progress lines (0: off)
+MEDCRAWL_CONTENT_INDEX = None             # None: next to a local store, or the harvest's Redis; "off": none
+MEDCRAWL_INDEX_KEY = "medcrawl:index"     # Redis key prefix of the content index
+MEDCRAWL_INDEX_CLAIM_TTL = 600            # seconds a worker's claim on new content lasts
+MEDCRAWL_INDEX_WAIT = 120.0               # seconds to wait for a verdict another worker is producing
+MEDCRAWL_REDIS_URL = None                 # redis://host:port/db: this crawl is a worker of a shared harvest
+MEDCRAWL_HARVEST = "medcrawl:%(spider)s"  # Redis key prefix of the shared frontier
+MEDCRAWL_JS = False                       # render every page in Chromium (also -a js=true)
+MEDCRAWL_JS_DOMAINS = []                  # render only pages on these domains (sub-domains included)
+MEDCRAWL_CHROMIUM_PATH = "/usr/bin/chromium"
+MEDCRAWL_JS_WAIT = "networkidle"          # page load state to wait for before reading the page

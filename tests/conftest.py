@@ -1,19 +1,21 @@
-"""Shared fixtures: a local HTTP server for a folder, and the real classifier loaded once."""
+"""Shared fixtures: the one local HTTP server (a folder, or routes in memory), and the real classifier loaded once."""
 
 from __future__ import annotations
 
-import threading
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from medcrawl.oneoff.localserver import QuietHandler, folder_handler, serving
 
-class RecordingHandler(SimpleHTTPRequestHandler):
+
+class RecordingHandler(QuietHandler):
     """Serve a folder; record every request; honour per-path Content-Type and slow paths."""
 
     def __init__(self, *args, server_state: ServerState, **kwargs):
@@ -31,19 +33,6 @@ class RecordingHandler(SimpleHTTPRequestHandler):
         request_path = self.path.split("?", 1)[0]
         return self.state.content_types.get(request_path) or super().guess_type(path)
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep test output quiet
-        pass
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A threading server that does not print client disconnects (timeouts are on purpose)."""
-
-    daemon_threads = True
-    request_queue_size = 128        # the default 5 drops connections under crawl concurrency
-
-    def handle_error(self, request, client_address) -> None:
-        pass
-
 
 class ServerState:
     """What a test server was asked for, and how it should answer."""
@@ -60,23 +49,10 @@ class ServerState:
 
 
 @contextmanager
-def _running(handler) -> Iterator[str]:
-    """A QuietServer with ``handler`` on 127.0.0.1 at a free port; yield its base URL."""
-    server = QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
 def serve_folder(folder: Path, state: ServerState | None = None) -> Iterator[tuple[str, ServerState]]:
     """Serve ``folder`` on 127.0.0.1 at a free port; yield (port-qualified base URL, state)."""
     state = state or ServerState()
-    with _running(partial(RecordingHandler, directory=str(folder), server_state=state)) as base:
+    with serving(folder_handler(folder, RecordingHandler, server_state=state)) as base:
         yield base, state
 
 
@@ -103,7 +79,7 @@ class RoutesHandler(BaseHTTPRequestHandler):
 def serve_routes(routes: dict[str, tuple[bytes, str]], hits: list[str] | None = None) -> Iterator[str]:
     """Serve ``routes`` on 127.0.0.1 at a free port (paths asked for go to ``hits``); yield the base URL."""
     handler = type("Routes", (RoutesHandler,), {"routes": routes, "hits": [] if hits is None else hits})
-    with _running(handler) as base:
+    with serving(handler) as base:
         yield base
 
 
@@ -114,12 +90,43 @@ def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path, ServerState]]:
         yield base, tmp_path, state
 
 
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throw-away redis-server on 127.0.0.1 (no persistence), killed at the end: (URL, client)."""
+    import redis
+
+    from scale_helpers import free_port, wait_for
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("Debian package redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def up() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return proc.poll() is not None
+    try:
+        wait_for(up, 20, what="redis-server")
+        assert proc.poll() is None, "redis-server did not start"
+        yield url, client
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def classifier():
     """The committed model (models/medcrawl-v1, or $MEDCRAWL_MODEL), loaded once per session."""
-    from medcrawl.classifier import Classifier
+    from medcrawl.config import model_location
+    from medcrawl.model.classifier import Classifier
 
-    return Classifier.load()
+    return Classifier.load(*model_location())
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from medcrawl.classifier import load_shared
-from medcrawl.cli import main
+from medcrawl.config import model_location
+from medcrawl.model.classifier import load_shared
+from medcrawl.oneoff.cli import main
 from medcrawl.items import ROW_FIELDS
 from conftest import serve_routes
 from oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
@@ -26,7 +27,7 @@ SHA = {name: hashlib.sha256(data).hexdigest() for name, data in (("photo", PHOTO
 
 @pytest.fixture(scope="session")
 def classifier():
-    return load_shared(None, None)          # the committed model, once per session
+    return load_shared(*model_location())          # the committed model, once per session
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +277,7 @@ def test_rows_match_the_crawl_feed_format():
     """The CLI writes CSV / JSON lines byte-for-byte like the crawl's Scrapy feed exporters."""
     import io
     from scrapy.exporters import CsvItemExporter, JsonLinesItemExporter
-    from medcrawl.export import FeedWriter
+    from medcrawl.oneoff.writers import FeedWriter
     from medcrawl.items import ImageItem
     from medcrawl.settings import FEED_EXPORT_ENCODING, FEED_EXPORT_FIELDS
     items = [ImageItem(image_url='http://x/é,"q".png', source_type="pdf", pdf_page=3, width=10,

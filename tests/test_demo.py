@@ -14,7 +14,7 @@ from medcrawl.items import ROW_FIELDS
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "medcrawl.demo", "--out", str(out), "--pages", "2"],
+    proc = subprocess.run([sys.executable, "-m", "medcrawl.oneoff.demo", "--out", str(out), "--pages", "2"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "feed.csv", newline="", encoding="utf-8") as fh:

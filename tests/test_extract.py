@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medcrawl.extract import (
+from medcrawl.extract.html import (
     PageLinks,
     css_background_urls,
     extract_page,

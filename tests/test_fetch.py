@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from medcrawl.fetch import AddressGuard, Fetcher, FetchError, FetchLimits, address_problem
+from medcrawl.oneoff.fetch import AddressGuard, Fetcher, FetchError, FetchLimits, address_problem
+from medcrawl.oneoff.localserver import serving
 
 BODY = b"\x89PNG fake body" * 100
 
@@ -61,19 +61,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass                                   # the client hanging up early is the point here
-
-
 @pytest.fixture(scope="module")
 def server():
-    httpd = QuietServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as base:            # quiet about clients hanging up early: the point here
+        yield base
 
 
 def local(**kw) -> Fetcher:

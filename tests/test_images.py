@@ -1,4 +1,4 @@
-"""Decoding and validation of image bytes (medcrawl.images)."""
+"""Decoding and validation of image bytes (medcrawl.model.images)."""
 
 import io
 import struct
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medcrawl import images
-from medcrawl.images import ImageError
+from medcrawl.model import images
+from medcrawl.model.images import ImageError
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 
-from medcrawl.js import DEFAULT_CHROMIUM, JsPagesMiddleware
+from medcrawl.scaleout.js import DEFAULT_CHROMIUM, JsPagesMiddleware
 from scale_helpers import duplicates, free_port, picture, read_jsonl, row_keys, run_crawl, stats_from_log
 
 pytestmark = pytest.mark.timeout(180)

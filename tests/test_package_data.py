@@ -10,9 +10,13 @@ import sys
 
 import pytest
 
-from medcrawl.images import open_image
-from training import package_data as pd
-from training.hard_data import HARD_SOURCES
+from medcrawl.model.images import open_image
+from medcrawl.samples import build as pd
+from medcrawl.samples.dicom import dicom_index, render_dicom
+from medcrawl.samples.hard import HARD_SOURCES
+from medcrawl.samples.packages import INSTALL_SCRIPT, MissingPackageError, Package
+from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.samples.sources import HARD, MAIN, MIN_SIDE, FileSource
 
 PER_SOURCE = 3
 
@@ -33,7 +37,7 @@ def main_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hard_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("hardset")
-    pd.build(root, HARD_SOURCES, pd.HARD, max_per_source=PER_SOURCE, log=lambda *_: None)
+    pd.build(root, HARD_SOURCES, HARD, max_per_source=PER_SOURCE, log=lambda *_: None)
     return root
 
 
@@ -42,7 +46,7 @@ def test_layout_manifest_and_images(request, which):
     root = request.getfixturevalue(which)
     fields, rows = read_manifest(root)
     assert tuple(fields) == pd.MANIFEST_FIELDS
-    assert {r["label"] for r in rows} == {pd.MEDICAL, pd.NON_MEDICAL}
+    assert {r["label"] for r in rows} == {MEDICAL, NON_MEDICAL}
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert on_disk == {r["path"] for r in rows} | {"MANIFEST.csv"}
     assert len({r["sha256"] for r in rows}) == len(rows), "duplicate images"
@@ -53,7 +57,7 @@ def test_layout_manifest_and_images(request, which):
         assert hashlib.sha256(data).hexdigest() == row["sha256"]
         img, info = open_image(data)
         assert (info.width, info.height) == (int(row["width"]), int(row["height"]))
-        assert pd.MIN_SIDE <= min(info.width, info.height) and max(info.width, info.height) <= pd.MAX_SIDE
+        assert MIN_SIDE <= min(info.width, info.height) and max(info.width, info.height) <= pd.MAX_SIDE
         assert row["modality"] and row["origin_path"] and row["licence"]
         assert row["origin_package"].split(":")[0] in ("deb", "pypi", "npm")
 
@@ -79,7 +83,7 @@ def test_medical_sources_record_their_modality(main_set):
 def test_main_and_hard_sets_share_no_origin_file():
     for cls in pd.MAIN_SOURCES:
         source = cls()
-        main, hard = set(source.keys(pd.MAIN)), set(source.keys(pd.HARD))
+        main, hard = set(source.keys(MAIN)), set(source.keys(HARD))
         assert not main & hard
         assert main | hard == set(source.all_keys())
         assert main, f"{source.name} has nothing for the main set"
@@ -97,8 +101,8 @@ def test_dicom_rendering_applies_window_and_inversion():
     import numpy as np
     import pydicom
 
-    path = next(f.path for f in pd.dicom_index() if f.path.endswith("RG1_UNCR.dcm"))
-    img = pd.render_dicom(pydicom.dcmread(path), 0)
+    path = next(f.path for f in dicom_index() if f.path.endswith("RG1_UNCR.dcm"))
+    img = render_dicom(pydicom.dcmread(path), 0)
     arr = np.asarray(img, np.float32)
     h, w = arr.shape
     lungs = arr[h // 4: h // 2, w // 8: w // 3].mean()       # right lung field
@@ -106,16 +110,16 @@ def test_dicom_rendering_applies_window_and_inversion():
     assert img.mode == "L" and lungs < spine
 
 
-class MissingSource(pd.FileSource):
-    name, label, modality = "pkg-missing", pd.NON_MEDICAL, "photo"
-    packages = (pd.Package("deb", "medcrawl-no-such-package"),)
+class MissingSource(FileSource):
+    name, label, modality = "pkg-missing", NON_MEDICAL, "photo"
+    packages = (Package("deb", "medcrawl-no-such-package"),)
 
 
 def test_missing_package_names_package_and_install_script(tmp_path):
-    with pytest.raises(pd.MissingPackageError) as err:
+    with pytest.raises(MissingPackageError) as err:
         pd.build(tmp_path, (MissingSource,), log=lambda *_: None)
     assert "medcrawl-no-such-package" in str(err.value)
-    assert pd.INSTALL_SCRIPT in str(err.value)
+    assert INSTALL_SCRIPT in str(err.value)
     assert not (tmp_path / "MANIFEST.csv").exists()
 
 

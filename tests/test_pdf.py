@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medcrawl.pdf import PdfError, PdfImage, extract_pdf_images, looks_like_pdf
+from medcrawl.extract.pdf import PdfError, PdfImage, extract_pdf_images, looks_like_pdf
 from site_fixture import encode, encrypted_pdf, mri_png16, pdf_with, photo, sample
 
 

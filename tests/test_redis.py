@@ -8,44 +8,17 @@ classified twice. The workers stop on their own once the shared frontier stays e
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from scale_helpers import (build_grid_site, duplicates, free_port, read_jsonl, row_keys, run_crawl,
-                           start_crawl, stats_from_log, store_files, wait_for)
+from scale_helpers import (build_grid_site, duplicates, read_jsonl, row_keys, run_crawl, start_crawl,
+                           stats_from_log, store_files)
 
 pytestmark = [pytest.mark.timeout(240),
               pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="Debian package redis-server is not installed")]
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    """A throw-away redis-server on 127.0.0.1 (no persistence), killed at the end."""
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def up() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return proc.poll() is not None
-    try:
-        wait_for(up, 20, what="redis-server")
-        assert proc.poll() is None, "redis-server did not start"
-        yield url, client
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def worker_args(work: Path, redis_url: str, n: int) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from medcrawl.classifier import DEFAULT_MODEL_DIR
+from medcrawl.config import DEFAULT_MODEL_DIR
 from scale_helpers import REPO, build_grid_site, duplicates, free_port, read_jsonl, row_keys, wait_for
 
 pytestmark = pytest.mark.timeout(240)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from medcrawl.classifier import Classifier, ModelError
+from medcrawl.model.classifier import Classifier, ModelError
 from training import evaluate, train
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medcrawl import images
+from medcrawl.model import images
 from training.data import balanced_weights, scan
 
 

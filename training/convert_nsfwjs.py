@@ -272,7 +272,7 @@ def tfjs_reference(model_json: dict, shards: dict[str, bytes], batch: np.ndarray
 # ----------------------------------------------------------------------------- CLI
 
 def _load_image(path: str, size: int) -> np.ndarray:
-    from medcrawl import images
+    from medcrawl.model import images
     return images.prepare(Path(path).read_bytes(), size)[1]
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medcrawl.classifier import Classifier
-from medcrawl.images import ImageError
+from medcrawl.model.classifier import Classifier
+from medcrawl.model.images import ImageError
 from training import data, metrics
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medcrawl.classifier import Classifier, file_sha256
+from medcrawl.model.classifier import Classifier, file_sha256
 
 
 def export_litert(model, path: Path) -> None:

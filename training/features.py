@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medcrawl import images
+from medcrawl.model import images
 from training.augment import augment
 
 CHUNK = 1024

@@ -1,9 +1,13 @@
-"""Label rows medical / non-medical in batches on one worker thread; same bytes labelled once."""
+"""Label rows medical / non-medical in batches on one thread of their own; same bytes labelled once.
+
+With a content index (a null index when off) verdicts known from earlier runs or other workers
+are re-used and new ones are indexed. Stats: ``medcrawl/index/reused``, ``medcrawl/index/classified``,
+``medcrawl/index/waited`` (verdicts another worker produced), ``medcrawl/index/wait_timeout``.
+"""
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,11 +16,13 @@ from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred, DeferredList
 
-from medcrawl.classifier import Classifier, ModelError, load_shared
-from medcrawl.config import Config
+from medcrawl.model.classifier import Classifier, ModelError, load_shared
+from medcrawl.config import Config, IndexConfig
 from medcrawl.items import ImageItem
-from medcrawl.labeling import label_items
-from medcrawl.worker import Worker
+from medcrawl.model.labelling import label_items
+from medcrawl.executor import OneThreadExecutor
+from medcrawl.pipelines.store import store_uri
+from medcrawl.scaleout.contentindex import ContentIndex, NullContentIndex, cacheable, shared_index
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +30,8 @@ class Batcher:
     """Collect items into batches of ``size``; a partial batch waits at most ``max_wait`` seconds."""
 
     def __init__(self, label_batch: Callable[[list[ImageItem]], Any], size: int, max_wait: float,
-                 worker: Worker):
-        self.label_batch, self.size, self.max_wait, self.worker = label_batch, size, max_wait, worker
+                 executor: OneThreadExecutor):
+        self.label_batch, self.size, self.max_wait, self.executor = label_batch, size, max_wait, executor
         self._queue: list[tuple[ImageItem, Deferred]] = []
         self._timer: CallLaterResult | None = None
         self._running: set[Deferred] = set()
@@ -41,7 +47,7 @@ class Batcher:
         return done
 
     def flush(self) -> None:
-        """Send whatever is queued to the worker thread now."""
+        """Send whatever is queued to the labelling thread now."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -54,7 +60,7 @@ class Batcher:
     async def _label(self, batch: list[tuple[ImageItem, Deferred]]) -> None:
         items = [item for item, _ in batch]
         try:
-            await self.worker.run(self.label_batch, items)
+            await self.executor.run(self.label_batch, items)
         except Exception:  # noqa: BLE001 - a failed batch must still release every row
             logger.exception("Labelling a batch of %d images failed", len(items))
             for item in items:
@@ -72,18 +78,22 @@ class Batcher:
 class ClassifyPipeline:
     """Fill label, probability, confidence, size and format of every row that has content."""
 
-    def __init__(self, classifier: Classifier, config: Config):
-        self.worker = Worker("medcrawl-classify")
+    def __init__(self, classifier: Classifier, config: Config, index: ContentIndex | None = None,
+                 stats: Any = None, wait_timeout: float = IndexConfig.wait):
+        self.model_name, self.stats, self.wait_timeout = classifier.name, stats, wait_timeout
+        self.index = NullContentIndex() if index is None else index
+        self._indexed: set[str] = set()
+        self.executor = OneThreadExecutor("medcrawl-classify")
         label = functools.partial(label_items, classifier, min_size=config.min_size,
                                   max_pixels=config.max_pixels)
-        self.batcher = Batcher(label, config.batch_size, config.batch_max_wait, self.worker)
+        self.batcher = Batcher(label, config.batch_size, config.batch_max_wait, self.executor)
         self._verdicts: dict[str, dict] = {}           # sha256 -> ImageItem.verdict()
         self._waiting: dict[str, list[Deferred]] = {}  # sha256 -> rows awaiting its verdict
         self._submitted: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ClassifyPipeline:
-        config = Config.from_settings(crawler.settings)
+        config = Config.from_crawler(crawler)
         try:
             classifier = load_shared(config.model, config.model_engine)
         except ModelError as exc:
@@ -91,15 +101,45 @@ class ClassifyPipeline:
             raise
         logger.info("Model %s loaded (%s engine, %dpx input, threshold %.3f)", classifier.name,
                     classifier.engine, classifier.input_size, classifier.threshold)
-        return cls(classifier, config)
+        return cls(classifier, config, shared_index(crawler, store_uri(crawler.settings)), crawler.stats,
+                   IndexConfig.from_crawler(crawler).wait)
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem) or item.status:
             return item
-        if item.body is not None and not item.sha256:
-            item.sha256 = hashlib.sha256(item.body).hexdigest()
-        if not item.sha256:
+        if not item.content_sha256():
             return item.fail("no_content")
+        verdict = await self._known_verdict(item.sha256) if self.index else None
+        if verdict is not None:
+            self.stats.inc_value("medcrawl/index/reused")
+            return item.apply_verdict(verdict)
+        item = await self._label(item)
+        if self.index:
+            self._index(item)
+        return item
+
+    async def _known_verdict(self, sha256: str) -> dict | None:
+        """The indexed verdict, waiting for the worker that claimed this content if need be."""
+        verdict = self.index.verdict(sha256, self.model_name)
+        if verdict is None and self.index.claimed_elsewhere(sha256):
+            verdict = await self.index.wait_verdict(sha256, self.model_name, self.wait_timeout)
+            self.stats.inc_value("medcrawl/index/waited" if verdict else "medcrawl/index/wait_timeout")
+        return verdict
+
+    def _index(self, item: ImageItem) -> None:
+        """Index the verdict this process produced for a content (once)."""
+        verdict = item.verdict()
+        if item.sha256 in self._indexed or not item.sha256:
+            return
+        if not cacheable(verdict):
+            self.index.release(item.sha256)       # let another worker try this content
+            return
+        self._indexed.add(item.sha256)
+        self.index.record(item.sha256, self.model_name, item.path, verdict)
+        self.stats.inc_value("medcrawl/index/classified")
+
+    async def _label(self, item: ImageItem) -> ImageItem:
+        """This process's verdict: one labelling per content, in batches."""
         if item.sha256 not in self._verdicts:
             self._submit_first(item)
             await maybe_deferred_to_future(self._wait(item.sha256))
@@ -134,4 +174,4 @@ class ClassifyPipeline:
             for waiter in waiters:
                 waiter.callback(None)
         self._waiting.clear()
-        self.worker.close()
+        self.executor.close()

@@ -1,7 +1,13 @@
-"""Download row images with Scrapy's FilesPipeline and keep each distinct content once."""
+"""Download row images with Scrapy's FilesPipeline and keep each distinct content once.
+
+With a content index (``medcrawl.scaleout.contentindex``; a null index when off) a re-run does
+not download URLs fetched less than ``FILES_EXPIRES`` days ago whose content is labelled, and
+stores only content the index does not have. Stats: ``medcrawl/index/url_uptodate``.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections import deque
@@ -20,32 +26,12 @@ from twisted.internet.defer import Deferred
 
 from medcrawl.config import Config
 from medcrawl.failures import MediaFailure, failure_reason
-from medcrawl.images import sniff
 from medcrawl.items import ImageItem
+from medcrawl.model.classifier import load_shared
+from medcrawl.model.images import content_extension
+from medcrawl.scaleout.contentindex import ContentIndex, shared_index
 
 logger = logging.getLogger(__name__)
-
-# Magic bytes -> file extension for the image formats the store keeps.
-MAGIC = (
-    (b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
-    (b"II*\x00", "tif"), (b"MM\x00*", "tif"), (b"\x00\x00\x01\x00", "ico"),
-    (b"\x00\x00\x00\x0cjP  \r\n", "jp2"), (b"\xff\x4f\xff\x51", "j2k"),
-)
-
-
-def content_extension(data: bytes) -> str | None:
-    """Extension of an image format recognised by its magic bytes, else None (not stored)."""
-    for magic, ext in MAGIC:
-        if data.startswith(magic):
-            return ext
-    if data[:2] == b"BM" and data[6:10] == b"\0\0\0\0":
-        return "bmp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[4:12] in (b"ftypavif", b"ftypavis"):
-        return "avif"
-    return "svg" if sniff(data) == "svg" else None
-
 
 def store_uri(settings: BaseSettings) -> str | None:
     """IMAGES_STORE, or FILES_STORE when that was set with a higher priority (e.g. on -s)."""
@@ -58,11 +44,12 @@ def store_uri(settings: BaseSettings) -> str | None:
 class ContentStore:
     """Content-addressed storage in any Scrapy files store: ``full/ab/<sha256>.<ext>``, once.
 
-    ``is_stored``/``mark_stored`` are the extension points for a persistent sha256 index.
+    Content counts as stored when this process stored it, the index has it or another worker
+    holds its claim.
     """
 
-    def __init__(self, store: Any, stats: StatsCollector):
-        self.store, self.stats = store, stats
+    def __init__(self, store: Any, stats: StatsCollector, index: ContentIndex):
+        self.store, self.stats, self.index = store, stats, index
         self._stored: set[str] = set()
 
     @staticmethod
@@ -73,10 +60,13 @@ class ContentStore:
         return sha, (f"full/{sha[:2]}/{sha}.{ext}" if ext else "")
 
     def is_stored(self, sha256: str) -> bool:
-        return sha256 in self._stored
+        """Called right before storing: claims the content for this worker when it is new."""
+        return sha256 in self._stored or not self.index.claim(sha256)
 
     def mark_stored(self, sha256: str, stored: bool = True) -> None:
         (self._stored.add if stored else self._stored.discard)(sha256)
+        if not stored:
+            self.index.release(sha256)
 
     async def persist(self, data: bytes, info: MediaPipeline.SpiderInfo) -> tuple[str, str]:
         """Store bytes unless this content is already stored; return (sha256, path)."""
@@ -147,8 +137,10 @@ class ImageStorePipeline(FilesPipeline):
 
     def __init__(self, store_uri: str, *, crawler: Any):
         super().__init__(store_uri, crawler=crawler)
-        self.config = Config.from_settings(crawler.settings)
-        self.content = ContentStore(self.store, crawler.stats)
+        self.config = Config.from_crawler(crawler)
+        self.stats = crawler.stats
+        self.index = shared_index(crawler, store_uri)
+        self.content = ContentStore(self.store, crawler.stats, self.index)
         self.in_flight = InFlightLimit(4 * self.config.batch_size
                                        + crawler.settings.getint("CONCURRENT_REQUESTS"), crawler)
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
@@ -176,10 +168,21 @@ class ImageStorePipeline(FilesPipeline):
         meta = {"allow_offsite": True} if self.config.offsite_media else {}
         return [Request(item.image_url, callback=NO_CALLBACK, headers=headers, meta=meta)]
 
+    @functools.cached_property
+    def model_name(self) -> str:
+        """The model's ``name@version`` (loaded once per process, shared with the classifier)."""
+        return load_shared(self.config.model, self.config.model_engine).name
+
     def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,
-                          item: Any = None) -> None:
-        """Always download: content paths are known only from the bytes (hook for an index)."""
-        return None
+                          item: Any = None) -> dict | None:
+        """FilesPipeline's expiry rule on the index: a URL fetched recently whose content is labelled."""
+        entry = self.index.url_entry(request.url)
+        if entry is None or entry.age_days() > self.expires:
+            return None
+        if self.index.verdict(entry.sha256, self.model_name) is None:
+            return None
+        self.stats.inc_value("medcrawl/index/url_uptodate")
+        return {"url": request.url, "path": entry.path, "checksum": entry.sha256, "status": "uptodate"}
 
     async def media_downloaded(self, response: Response, request: Request,
                                info: MediaPipeline.SpiderInfo, *, item: Any = None) -> Any:
@@ -207,7 +210,8 @@ class ImageStorePipeline(FilesPipeline):
         """Store the bytes by content, hand them to the row, return their sha256."""
         if isinstance(item, ImageItem):
             item.body = response.body
-        sha, _ = await self.content.persist(response.body, info)
+        sha, path = await self.content.persist(response.body, info)
+        self.index.record_url(request.url, sha, path)
         return sha
 
     def item_completed(self, results: list[FileInfoOrError], item: Any,

@@ -12,11 +12,11 @@ from scrapy.http import HtmlResponse, Response
 from twisted.python.failure import Failure
 
 from medcrawl.config import Config
-from medcrawl.extract import extract_page
+from medcrawl.extract.html import extract_page
 from medcrawl.failures import failure_reason
 from medcrawl.items import ImageItem
-from medcrawl.pdf import PdfError, extract_pdf_images, looks_like_pdf
-from medcrawl.worker import Worker
+from medcrawl.extract.pdf import looks_like_pdf, pdf_error_row, pdf_rows
+from medcrawl.executor import OneThreadExecutor
 
 FALSE = ("0", "false", "no", "off")
 
@@ -46,9 +46,9 @@ class SiteSpider(Spider):
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.config = Config.from_settings(crawler.settings)
-        spider.pdf_worker = Worker("medcrawl-pdf")
-        crawler.signals.connect(spider.pdf_worker.close, signal=signals.spider_closed)
+        spider.config = Config.from_crawler(crawler)
+        spider.pdf_thread = OneThreadExecutor("medcrawl-pdf")
+        crawler.signals.connect(spider.pdf_thread.close, signal=signals.spider_closed)
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
@@ -93,24 +93,11 @@ class SiteSpider(Spider):
     async def pdf_rows(self, response: Response) -> AsyncIterator[ImageItem]:
         """One row per distinct embedded image (bytes in hand), or one error row for the PDF."""
         self.crawler.stats.inc_value("medcrawl/pdfs")
-        url = urldefrag(response.url)[0]
-        try:
-            images = await self.pdf_worker.run(extract_pdf_images, response.body,
-                                               self.config.pdf_max_images)
-        except PdfError as exc:
-            self.logger.info("PDF %s unreadable: %s", url, exc)
-            yield self.found(pdf_error_row(url, exc.reason))
-            return
-        except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
-            self.logger.warning("PDF %s failed: %r", url, exc)
-            yield self.found(pdf_error_row(url, "pdf_failed"))
-            return
-        images.reverse()
-        while images:       # pop, so bytes of rows already processed can be freed
-            image = images.pop()
-            yield self.found(ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}",
-                                       source_url=url, source_type="pdf", pdf_page=image.page,
-                                       body=image.data))
+        rows = await self.pdf_thread.run(pdf_rows, response.body, urldefrag(response.url)[0],
+                                         self.config.pdf_max_images)
+        rows.reverse()
+        while rows:       # pop, so bytes of rows already processed can be freed
+            yield self.found(rows.pop())
 
     def pdf_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A PDF that could not be downloaded: one row with the reason."""
@@ -130,11 +117,6 @@ class SiteSpider(Spider):
 def header(message: Response | Request, name: str) -> str:
     """A request's or response's header as text ('' when absent)."""
     return (message.headers.get(name) or b"").decode("latin-1")
-
-
-def pdf_error_row(url: str, reason: str, status: str = "error") -> ImageItem:
-    """The one row of a PDF that could not be fetched or read."""
-    return ImageItem(image_url=url, source_url=url, source_type="pdf").fail(reason, status)
 
 
 def split_list(value: str | list[str] | None) -> list[str]:

@@ -13,10 +13,19 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 # Pillow's own decompression-bomb limit (about 89 Mpx) is enforced as an error, not a warning.
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
+# The image formats medcrawl knows, in one place: Pillow format -> file extension, the other
+# suffixes image files and URLs go by, and the magic bytes the store recognises content by.
 EXTENSIONS = {
     "JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp",
     "TIFF": "tif", "MPO": "jpg", "ICO": "ico", "PPM": "ppm", "JPEG2000": "jp2",
 }
+IMAGE_SUFFIXES = frozenset({f".{ext}" for ext in EXTENSIONS.values()} | {
+    ".jpeg", ".jpe", ".jfif", ".tiff", ".svg", ".avif", ".j2k"})
+MAGIC = (
+    (b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+    (b"II*\x00", "tif"), (b"MM\x00*", "tif"), (b"\x00\x00\x01\x00", "ico"),
+    (b"\x00\x00\x00\x0cjP  \r\n", "jp2"), (b"\xff\x4f\xff\x51", "j2k"),
+)
 
 
 class ImageError(Exception):
@@ -45,6 +54,20 @@ class ImageInfo:
 def extension_for(fmt: str | None) -> str:
     """File extension (without dot) for a Pillow format name."""
     return EXTENSIONS.get((fmt or "").upper(), (fmt or "bin").lower())
+
+
+def content_extension(data: bytes) -> str | None:
+    """Extension of an image format recognised by its magic bytes, else None (not stored)."""
+    for magic, ext in MAGIC:
+        if data.startswith(magic):
+            return ext
+    if data[:2] == b"BM" and data[6:10] == b"\0\0\0\0":
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "avif"
+    return "svg" if sniff(data) == "svg" else None
 
 
 def sniff(data: bytes) -> str | None:

@@ -7,14 +7,13 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-from medcrawl.classifier import MEDICAL
-from medcrawl.images import extension_for
+from medcrawl.files import confident, file_name, write_once
 from medcrawl.items import ROW_FIELDS, ImageItem
+from medcrawl.model.classifier import MEDICAL
 
 FORMATS = ("table", "csv", "jsonl")
 
@@ -103,8 +102,7 @@ class MedicalExport:
 
     def wants(self, item: ImageItem) -> bool:
         """Labelled medical, confident enough, and its bytes still in hand."""
-        return (item.status == "ok" and item.label == MEDICAL and item.body is not None
-                and (item.confidence or 0.0) >= self.min_confidence)
+        return item.body is not None and confident(item, self.min_confidence, (MEDICAL,))
 
     def add(self, item: ImageItem) -> Path | None:
         """Write the image once per sha256 and set ``item.path`` (relative to the folder)."""
@@ -112,7 +110,7 @@ class MedicalExport:
             return None
         path = self.files.get(item.sha256)
         if path is None:
-            path = self.directory / f"{item.sha256}.{extension_for(item.format)}"
+            path = self.directory / file_name(item)
             write_once(path, item.body)
             self.files[item.sha256] = path
         item.path = path.name
@@ -124,18 +122,3 @@ class MedicalExport:
             for path in self.files.values():
                 zf.write(path, path.name)
         return Path(dest)
-
-
-def write_once(path: Path, data: bytes) -> bool:
-    """Write atomically unless the file exists (same name, same content); True if written now."""
-    if path.exists():
-        return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return True

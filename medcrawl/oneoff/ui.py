@@ -17,11 +17,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402 - after the analytics switch
 import pandas as pd  # noqa: E402
 
-from medcrawl.classifier import MEDICAL, Classifier  # noqa: E402
-from medcrawl.export import MedicalExport, write_rows  # noqa: E402
-from medcrawl.fetch import Fetcher, FetchLimits  # noqa: E402
-from medcrawl.images import ImageError, open_image, to_rgb  # noqa: E402
-from medcrawl.inputs import InputReader, is_url, labelled_batches  # noqa: E402
+from medcrawl.model.classifier import MEDICAL, Classifier  # noqa: E402
+from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
+from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
+from medcrawl.model.images import ImageError, open_image, to_rgb  # noqa: E402
+from medcrawl.oneoff.inputs import InputReader, is_url, labelled_batches  # noqa: E402
 from medcrawl.items import ROW_FIELDS, ImageItem  # noqa: E402
 
 logger = logging.getLogger(__name__)

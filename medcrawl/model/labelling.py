@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from medcrawl.classifier import Classifier
-from medcrawl.images import DEFAULT_MAX_PIXELS, ImageError
+from medcrawl.model.classifier import Classifier
+from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError
 from medcrawl.items import ImageItem
 
 # Threads that decode a batch's images side by side (Pillow releases the GIL while decoding).
@@ -52,7 +51,7 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
 
 def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels: int | None):
     """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
-    item.sha256 = item.sha256 or hashlib.sha256(item.body).hexdigest()
+    item.content_sha256()
     try:
         return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels)
     except ImageError as exc:

@@ -16,17 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medcrawl.classifier import Classifier
-from medcrawl.extract import extract_page
-from medcrawl.fetch import Fetcher, FetchError
-from medcrawl.images import EXTENSIONS, sniff
+from medcrawl.model.classifier import Classifier
+from medcrawl.extract.html import extract_page
+from medcrawl.oneoff.fetch import Fetcher, FetchError
+from medcrawl.model.images import IMAGE_SUFFIXES, sniff
 from medcrawl.items import ImageItem
-from medcrawl.labeling import label_items
-from medcrawl.pdf import PdfError, extract_pdf_images, looks_like_pdf
+from medcrawl.model.labelling import label_items
+from medcrawl.extract.pdf import looks_like_pdf, pdf_rows
 
 # Files a directory walk picks up; a file named on the command line is always read.
-FILE_SUFFIXES = frozenset({f".{ext}" for ext in EXTENSIONS.values()} | {
-    ".jpeg", ".jpe", ".jfif", ".tiff", ".svg", ".pdf"})
+FILE_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 logger = logging.getLogger(__name__)
 # PyMuPDF is not thread-safe, and the web page runs requests in parallel.
@@ -116,23 +115,9 @@ class InputReader:
             yield ImageItem(image_url=resp.url, source_url=url, source_type="url", body=resp.body)
 
     def _pdf_items(self, data: bytes, source: str, limit: int | None) -> Iterator[ImageItem]:
-        try:
-            with _PDF_LOCK:
-                found = extract_pdf_images(data, max_images=limit)
-        except PdfError as exc:
-            logger.warning("cannot read PDF %s: %s", source, exc)
-            yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail(exc.reason)
-            return
-        except Exception as exc:  # noqa: BLE001 - any MuPDF failure: one error row, as in the crawl
-            logger.warning("PDF %s failed: %r", source, exc)
-            yield ImageItem(image_url=source, source_url=source, source_type="pdf").fail(
-                "pdf_failed")
-            return
-        if not found:
-            yield _no_images(source, "pdf")
-        for img in found:
-            yield ImageItem(image_url=f"{source}#page={img.page}&xref={img.xref}",
-                            source_url=source, source_type="pdf", pdf_page=img.page, body=img.data)
+        with _PDF_LOCK:
+            rows = pdf_rows(data, source, max_images=limit)
+        yield from rows or [_no_images(source, "pdf")]
 
     def _page_items(self, html: bytes, page_url: str, limit: int | None) -> Iterator[ImageItem]:
         """The images on one page, fetched a window at a time (no further crawling)."""

@@ -40,8 +40,9 @@ from scrapy.extensions.feedexport import FileFeedStorage
 from scrapy.utils.request import request_from_dict
 from w3lib.url import file_uri_to_path
 
-from medcrawl import sqlite
+from medcrawl.files import repair_partial_line
 from medcrawl.items import ImageItem
+from medcrawl.scaleout import sqlite
 
 logger = logging.getLogger(__name__)
 JOURNAL_NAME = "medcrawl-journal.sqlite"
@@ -326,35 +327,6 @@ class DurableFileFeedStorage(FileFeedStorage):
         if self.write_mode == "ab" and path.is_file():
             repair_partial_line(path)
         return path.open(self.write_mode, buffering=0)
-
-
-def repair_partial_line(path: str | os.PathLike) -> int:
-    """Cut a last line that has no newline (a write cut short by a kill); returns bytes removed."""
-    with open(path, "r+b") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return 0
-        keep = _last_newline_end(fh, size)
-        fh.truncate(keep)
-    logger.warning("Cut a partial last line (%d bytes) from %s", size - keep, path)
-    return size - keep
-
-
-def _last_newline_end(fh: Any, size: int, block: int = 65536) -> int:
-    """Offset just after the last newline in the file (0 if none)."""
-    end = size
-    while end > 0:
-        start = max(0, end - block)
-        fh.seek(start)
-        chunk = fh.read(end - start)
-        at = chunk.rfind(b"\n")
-        if at >= 0:
-            return start + at + 1
-        end = start
-    return 0
 
 
 def local_line_feeds(settings: Any) -> list[tuple[Path, str]]:

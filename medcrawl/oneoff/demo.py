@@ -1,6 +1,6 @@
 """Offline demo: build a small site from package images, serve it on 127.0.0.1, crawl it, summarise.
 
-``python -m medcrawl.demo [--out DIR] [--pages N]`` needs no network and no shared data: the
+``python -m medcrawl.oneoff.demo [--out DIR] [--pages N]`` needs no network and no shared data: the
 images come from installed packages (``bash scripts/install_sample_packages.sh``), the site is
 served by the standard library, and the crawl is the real ``scrapy crawl site``.
 """
@@ -15,17 +15,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from PIL import Image
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from medcrawl.oneoff.localserver import folder_handler, serving
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path("demo-output")
 IMAGES_PER_SOURCE = 2
 SITE_MAX_SIDE = 480
@@ -139,28 +138,32 @@ def make_thumbnail(path: Path) -> str:
 
 def collect_images(folder: Path, log=print) -> list[SiteImage]:
     """A few images of every installed package source, copied into ``folder``."""
-    from training import package_data as pd
-    from training.hard_data import Charts, Documents, Fundus, Histology
+    from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+    from medcrawl.samples.build import MAIN_SOURCES, build
+    from medcrawl.samples.dicom import PydicomNM
+    from medcrawl.samples.hard import Charts, Documents, Fundus, Histology
+    from medcrawl.samples.packages import INSTALL_SCRIPT, MissingPackageError
+    from medcrawl.samples.sources import HARD, MAIN
 
-    wanted = [s for s in pd.MAIN_SOURCES if s is not pd.PydicomNM] + [Histology, Fundus, Charts, Documents]
+    wanted = [s for s in MAIN_SOURCES if s is not PydicomNM] + [Histology, Fundus, Charts, Documents]
     ready, missing = [], []
     for cls in wanted:
         try:
             cls().require()
             ready.append(cls)
-        except pd.MissingPackageError as exc:
+        except MissingPackageError as exc:
             missing.append(f"{cls.name} ({exc})")
     if missing:
         log("demo: leaving out sources whose packages are missing:\n  " + "\n  ".join(missing))
-    if not {c.label for c in ready} >= {pd.MEDICAL, pd.NON_MEDICAL}:
+    if not {c.label for c in ready} >= {MEDICAL, NON_MEDICAL}:
         raise DemoError("the demo needs medical and non-medical sample images: "
-                        f"run `bash {pd.INSTALL_SCRIPT}`")
+                        f"run `bash {INSTALL_SCRIPT}`")
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
-        for pool in (pd.MAIN, pd.HARD):
-            sources = tuple(c for c in ready if (c.hard_every == 1) == (pool == pd.HARD))
-            writer = pd.build(Path(tmp) / pool, sources, pool, IMAGES_PER_SOURCE,
-                              max_side=SITE_MAX_SIDE, log=lambda *_: None)
+        for pool in (MAIN, HARD):
+            sources = tuple(c for c in ready if (c.hard_every == 1) == (pool == HARD))
+            writer = build(Path(tmp) / pool, sources, pool, IMAGES_PER_SOURCE,
+                           max_side=SITE_MAX_SIDE, log=lambda *_: None)
             rows += [(Path(tmp) / pool / r["path"], r) for r in writer.rows]
         images = []
         for i, (path, row) in enumerate(rows):
@@ -183,36 +186,6 @@ def write_pdf(path: Path, root: Path, images: list[SiteImage]) -> None:
                 page.insert_image(rect, filename=str(root / img.file), keep_proportion=True)
                 page.insert_text((345, 200 + j * 240), img.source, fontsize=10)
         doc.save(path)
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    """Static files without a log line per request."""
-
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
-
-class DemoServer:
-    """The site folder served on 127.0.0.1 (a free port) from a background thread."""
-
-    def __init__(self, root: Path):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="medcrawl-demo-http",
-                                       daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def __enter__(self) -> "DemoServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 def crawl_command(url: str, out: Path) -> list[str]:
@@ -290,9 +263,9 @@ def run_demo(out: Path = DEFAULT_OUT, pages: int = 4, log=print) -> Summary:
     site = DemoSite(out / "site", pages).build(log)
     log(f"demo site: {len(site.images)} images on {pages + 1} pages, {len(site.pdf_images)} in "
         f"report.pdf, 4 broken ones ({out / 'site'})")
-    with DemoServer(out / "site") as server:
-        log(f"serving on {server.url}; crawling (log: {out / 'crawl.log'}) ...")
-        run_crawl(server.url, out)
+    with serving(folder_handler(out / "site")) as base:
+        log(f"serving on {base}/; crawling (log: {out / 'crawl.log'}) ...")
+        run_crawl(f"{base}/", out)
     summary = summarise(out, site)
     log(f"done in {time.monotonic() - started:.0f}s")
     log(f"feeds:   {out / 'feed.csv'}\n         {out / 'feed.jsonl'}")
@@ -303,7 +276,7 @@ def run_demo(out: Path = DEFAULT_OUT, pages: int = 4, log=print) -> Summary:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m medcrawl.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m medcrawl.oneoff.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default ./{DEFAULT_OUT})")
     parser.add_argument("--pages", type=int, default=4, help="content pages besides the home page")

@@ -12,10 +12,8 @@ from w3lib.encoding import html_to_unicode
 from w3lib.html import strip_html5_whitespace
 from w3lib.url import safe_url_string
 
-IMAGE_EXTENSIONS = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
-    ".svg", ".avif", ".jp2", ".j2k",
-})
+from medcrawl.model.images import IMAGE_SUFFIXES
+
 PDF_EXTENSIONS = frozenset({".pdf"})
 FOLLOW_SCHEMES = frozenset({"http", "https"})
 # Lazy-loading attributes, most specific first; any of them beats a placeholder `src`.
@@ -147,7 +145,7 @@ def css_background_urls(css: str | None) -> list[str]:
 def url_kind(url: str) -> str:
     """``image``, ``pdf`` or ``page``, judged by the URL path's extension."""
     ext = splitext(urlsplit(url).path.lower())[1]
-    if ext in IMAGE_EXTENSIONS:
+    if ext in IMAGE_SUFFIXES:
         return "image"
     return "pdf" if ext in PDF_EXTENSIONS else "page"
 

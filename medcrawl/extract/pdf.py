@@ -1,18 +1,23 @@
-"""Pull every embedded image out of a PDF with PyMuPDF (shared by the crawl and the CLI).
+"""Pull every embedded image out of a PDF with PyMuPDF, as rows (shared by the crawl and the CLI).
 
-PyMuPDF is not thread-safe: call ``extract_pdf_images`` from one thread at a time.
+PyMuPDF is not thread-safe: call ``extract_pdf_images`` / ``pdf_rows`` from one thread at a time.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pymupdf
+
+from medcrawl.items import ImageItem
 
 # Compressed image streams kept as their original bytes when no mask or colour conversion is
 # needed; every other image is decoded by MuPDF and written as a lossless PNG.
 ORIGINAL_STREAMS = {"DCTDecode": "jpg", "JPXDecode": "jp2"}
 PDF_CONTENT_TYPES = ("application/pdf", "application/x-pdf", "application/acrobat")
+
+logger = logging.getLogger(__name__)
 
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
@@ -63,6 +68,25 @@ def extract_pdf_images(data: bytes, max_images: int | None = None) -> list[PdfIm
         return found
     finally:
         doc.close()
+
+
+def pdf_rows(data: bytes, url: str, max_images: int | None = None) -> list[ImageItem]:
+    """One row per distinct embedded image (bytes in hand), or one error row for an unreadable PDF."""
+    try:
+        images = extract_pdf_images(data, max_images)
+    except PdfError as exc:
+        logger.warning("cannot read PDF %s: %s", url, exc)
+        return [pdf_error_row(url, exc.reason)]
+    except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
+        logger.warning("PDF %s failed: %r", url, exc)
+        return [pdf_error_row(url, "pdf_failed")]
+    return [ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}", source_url=url,
+                      source_type="pdf", pdf_page=image.page, body=image.data) for image in images]
+
+
+def pdf_error_row(url: str, reason: str, status: str = "error") -> ImageItem:
+    """The one row of a PDF that could not be fetched or read."""
+    return ImageItem(image_url=url, source_url=url, source_type="pdf").fail(reason, status)
 
 
 def _open(data: bytes) -> pymupdf.Document:

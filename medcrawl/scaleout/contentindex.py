@@ -4,7 +4,7 @@
 already has; ``url -> sha256 + fetch time`` lets it skip downloading URLs fetched less than
 ``FILES_EXPIRES`` days ago. Two backends with one interface: SQLite (one machine, default:
 ``<store>.index.sqlite`` next to a local store) and Redis (several workers; ``claim`` is an
-atomic ``SET NX`` so exactly one worker stores and labels each new content).
+atomic ``SET NX`` so exactly one worker stores and labels each new content); a null index when off.
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scrapy.settings import BaseSettings
-
-from medcrawl import sqlite
+from medcrawl.config import IndexConfig
+from medcrawl.scaleout import sqlite
 
 logger = logging.getLogger(__name__)
 
 # Row reasons that depend on this run, not on the content: never cached.
 TRANSIENT_REASONS = frozenset({"classifier_error", "no_content", "store_failed"})
-OFF = ("off", "none", "false", "0")
 
 
 @dataclass(frozen=True)
@@ -195,39 +193,79 @@ class RedisContentIndex:
         self.server.close()
 
 
-ContentIndex = SqliteContentIndex | RedisContentIndex
-_SHARED: weakref.WeakKeyDictionary[Any, ContentIndex | None] = weakref.WeakKeyDictionary()
+class NullContentIndex:
+    """No index (``MEDCRAWL_CONTENT_INDEX=off``, or a remote store without Redis): nothing is known or kept."""
+
+    def __repr__(self) -> str:
+        return "off"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def stored_path(self, sha256: str) -> None:
+        return None
+
+    def verdict(self, sha256: str, model: str) -> None:
+        return None
+
+    def record(self, sha256: str, model: str, path: str, verdict: dict) -> None:
+        pass
+
+    def url_entry(self, url: str) -> None:
+        return None
+
+    def record_url(self, url: str, sha256: str, path: str) -> None:
+        pass
+
+    def claim(self, sha256: str) -> bool:
+        return True
+
+    def release(self, sha256: str) -> None:
+        pass
+
+    def claimed_elsewhere(self, sha256: str) -> bool:
+        return False
+
+    async def wait_verdict(self, sha256: str, model: str, timeout: float) -> None:
+        return None
+
+    def counts(self) -> dict[str, int]:
+        return {"contents": 0, "urls": 0}
+
+    def close(self) -> None:
+        pass
 
 
-def index_location(settings: BaseSettings, store: str | None) -> str | None:
+ContentIndex = SqliteContentIndex | RedisContentIndex | NullContentIndex
+_SHARED: weakref.WeakKeyDictionary[Any, ContentIndex] = weakref.WeakKeyDictionary()
+
+
+def index_location(config: IndexConfig, store: str | None) -> str | None:
     """Where the index lives: MEDCRAWL_CONTENT_INDEX, else the harvest's Redis, else next to a local store."""
-    explicit = (settings.get("MEDCRAWL_CONTENT_INDEX") or "").strip()
-    if explicit:
-        return None if explicit.lower() in OFF else explicit
-    redis_url = settings.get("MEDCRAWL_REDIS_URL")
-    if redis_url:
-        return redis_url
+    if config.location:
+        return None if config.off else config.location
+    if config.redis_url:
+        return config.redis_url
     if store and ("://" not in store or store.startswith("file://")):
         local = Path(store.removeprefix("file://")).expanduser()
         return str(local.parent / f"{local.name}.index.sqlite")
     return None
 
 
-def open_index(location: str | None, settings: BaseSettings) -> ContentIndex | None:
-    """An index for a location from ``index_location`` (None: no index)."""
+def open_index(location: str | None, config: IndexConfig) -> ContentIndex:
+    """An index for a location from ``index_location`` (None: the null index)."""
     if not location:
-        return None
+        return NullContentIndex()
     if location.startswith(("redis://", "rediss://", "unix://")):
-        return RedisContentIndex.from_url(location, settings.get("MEDCRAWL_INDEX_KEY", "medcrawl:index"),
-                                          settings.getint("MEDCRAWL_INDEX_CLAIM_TTL", 600))
+        return RedisContentIndex.from_url(location, config.key, config.claim_ttl)
     return SqliteContentIndex(location.removeprefix("sqlite://"))
 
 
-def shared_index(crawler: Any, store: str | None) -> ContentIndex | None:
-    """One index per crawler, shared by the store and classify pipelines."""
+def shared_index(crawler: Any, store: str | None) -> ContentIndex:
+    """One index per crawler, shared by the store, classify and dataset pipelines."""
     if crawler not in _SHARED:
-        index = open_index(index_location(crawler.settings, store), crawler.settings)
-        if index is not None:
-            logger.info("Content index: %r", index)
+        config = IndexConfig.from_crawler(crawler)
+        index = open_index(index_location(config, store), config)
+        logger.info("Content index: %r", index)
         _SHARED[crawler] = index
     return _SHARED[crawler]

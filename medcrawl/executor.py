@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 T = TypeVar("T")
 
 
-class Worker:
+class OneThreadExecutor:
     """Run callables one at a time on a single named thread, off the reactor / event loop."""
 
     def __init__(self, name: str):
@@ -22,7 +22,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Await ``fn(*args)`` executed on the worker thread."""
+        """Await ``fn(*args)`` executed on the executor's thread."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
         future = self._executor.submit(fn, *args)

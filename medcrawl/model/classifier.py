@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medcrawl import images
+from medcrawl.model import images
 
 MEDICAL, NON_MEDICAL = "medical", "non-medical"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "medcrawl-v1"
 ENGINES = ("litert", "keras")
 
 
@@ -52,11 +51,14 @@ class Classifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike | None = None, engine: str | None = None) -> "Classifier":
-        """Load and verify a model directory (model.json, model.keras, model.tflite)."""
-        model_dir = Path(model_dir or os.environ.get("MEDCRAWL_MODEL") or DEFAULT_MODEL_DIR)
+    def load(cls, model_dir: str | os.PathLike, engine: str | None = None) -> "Classifier":
+        """Load and verify a model directory (model.json, model.keras, model.tflite).
+
+        ``engine`` None: the model's own. Where the model is by default: ``config.model_location``.
+        """
+        model_dir = Path(model_dir)
         meta = read_metadata(model_dir)
-        engine = engine or os.environ.get("MEDCRAWL_MODEL_ENGINE") or meta.get("engine", "keras")
+        engine = engine or meta.get("engine", "keras")
         if engine not in ENGINES:
             raise ModelError(f"unknown model engine {engine!r}; choose one of {', '.join(ENGINES)}")
         path = model_dir / meta["files"][engine]
@@ -108,7 +110,7 @@ class Classifier:
 
 
 @functools.lru_cache(maxsize=4)
-def load_shared(model_dir: str | None = None, engine: str | None = None) -> Classifier:
+def load_shared(model_dir: str | os.PathLike, engine: str | None = None) -> Classifier:
     """The model loaded once per process (per directory and engine); raises ModelError."""
     return Classifier.load(model_dir, engine)
 

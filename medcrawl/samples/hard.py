@@ -1,6 +1,6 @@
 """The hard set: package images the training pack lacks (grey photos, documents, charts, colour scans).
 
-Built with ``python -m training.package_data --hard --out DIR``. Photos, icons, MRI slices and
+Built with ``python -m training.package_data --hard --out DIR`` (``medcrawl.samples.build``). Photos, icons, MRI slices and
 ultrasound come from the ``hard`` pool of the main sources, so they never share an origin file
 with the main set; documents and charts are drawn here from package texts and seeded random data.
 """
@@ -15,10 +15,13 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from training.package_data import (
-    HARD, MATPLOTLIB, MEDICAL, MRICRON, NON_MEDICAL, SKIMAGE, MNI152, MRIcron, Emoji, OpenClipart,
-    OxygenIcons, Package, PydicomUS, Sample, SampleFiles, Source, TuxpaintStamps, Wallpapers,
-    crops, deb_files, flatten, load_volume, to_uint8, volume_slice)
+from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.samples.build import flatten
+from medcrawl.samples.dicom import PydicomUS
+from medcrawl.samples.everyday import Emoji, OpenClipart, OxygenIcons, TuxpaintStamps, Wallpapers
+from medcrawl.samples.packages import Package, deb_files
+from medcrawl.samples.sources import HARD, MATPLOTLIB, SKIMAGE, Sample, SampleFiles, Source, crops, to_uint8
+from medcrawl.samples.volumes import MNI152, MRICRON, MRIcron, load_volume, volume_slice
 
 
 class HardSource(Source):

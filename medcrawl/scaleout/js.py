@@ -23,8 +23,10 @@ from scrapy.exceptions import (
 from scrapy.settings import BaseSettings
 from scrapy.utils.url import url_is_from_any_domain
 
+from medcrawl.config import JsConfig
+
 HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
+DEFAULT_CHROMIUM = JsConfig.chromium
 PAGE_CALLBACKS = frozenset({"parse"})
 TRUE = ("1", "true", "yes", "on")
 SKIPPED_RESOURCES = frozenset({"image", "media", "font"})
@@ -38,17 +40,13 @@ BROWSER_ERRORS = (
 )
 
 
-def js_domains(settings: BaseSettings) -> list[str]:
-    return [d.strip().lower() for d in settings.getlist("MEDCRAWL_JS_DOMAINS") if d.strip()]
-
-
 def wanted(settings: BaseSettings, spider: Any = None) -> bool:
     """True when ``-a js=true``, ``MEDCRAWL_JS=True`` or ``MEDCRAWL_JS_DOMAINS`` asks for rendering."""
-    return render_all(settings, spider) or bool(js_domains(settings))
+    return render_all(settings, spider) or JsConfig.from_settings(settings).wanted
 
 
 def render_all(settings: BaseSettings, spider: Any = None) -> bool:
-    return str(getattr(spider, "js", "")).strip().lower() in TRUE or settings.getbool("MEDCRAWL_JS")
+    return str(getattr(spider, "js", "")).strip().lower() in TRUE or JsConfig.from_settings(settings).render_all
 
 
 def configure(settings: BaseSettings, spider: Any = None) -> None:
@@ -56,13 +54,14 @@ def configure(settings: BaseSettings, spider: Any = None) -> None:
     handlers = settings.getdict("DOWNLOAD_HANDLERS")
     handlers.update({"http": HANDLER, "https": HANDLER})
     settings.set("DOWNLOAD_HANDLERS", handlers, "addon")
-    chromium = settings.get("MEDCRAWL_CHROMIUM_PATH") or DEFAULT_CHROMIUM
+    chromium = JsConfig.from_settings(settings).chromium
     launch = {"executable_path": chromium, "headless": True, **settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")}
     settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, "addon")
     settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", "addon")
     if not settings.get("PLAYWRIGHT_ABORT_REQUEST"):
-        settings.set("PLAYWRIGHT_ABORT_REQUEST", "medcrawl.js.skip_media", "addon")
-    settings.set("MEDCRAWL_JS", render_all(settings, spider), "addon")
+        settings.set("PLAYWRIGHT_ABORT_REQUEST", "medcrawl.scaleout.js.skip_media", "addon")
+    # -a js=true reaches the middleware as MEDCRAWL_JS; the value already includes any -s MEDCRAWL_JS.
+    settings.set("MEDCRAWL_JS", render_all(settings, spider), "cmdline")
     settings.add_to_list("RETRY_EXCEPTIONS", "playwright.async_api.Error")
     settings.set_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", JsPagesMiddleware, 540)
 
@@ -85,11 +84,10 @@ class JsPagesMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> JsPagesMiddleware:
-        settings = crawler.settings
-        if not wanted(settings):
+        config = JsConfig.from_crawler(crawler)
+        if not config.wanted:
             raise NotConfigured
-        return cls(settings.getbool("MEDCRAWL_JS"), js_domains(settings),
-                   settings.get("MEDCRAWL_JS_WAIT") or "networkidle")
+        return cls(config.render_all, list(config.domains), config.wait)
 
     def process_request(self, request: Any, spider: Any = None) -> None:
         if "playwright" in request.meta or not self.renders(request):

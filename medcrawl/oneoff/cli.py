@@ -14,8 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from medcrawl import __version__
-from medcrawl.classifier import ENGINES, MEDICAL, Classifier, ModelError, load_shared
-from medcrawl.fetch import FetchLimits
+from medcrawl.config import Config, model_location
+from medcrawl.model.classifier import ENGINES, MEDICAL, Classifier, ModelError, load_shared
+from medcrawl.oneoff.fetch import FetchLimits
 
 EXIT_OK, EXIT_FATAL, EXIT_UNREADABLE = 0, 1, 2
 SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
@@ -52,9 +53,9 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--model", metavar="DIR", help="model directory (default: $MEDCRAWL_MODEL or "
                    "models/medcrawl-v1)")
     g.add_argument("--engine", choices=ENGINES, help="inference engine (default: the model's own)")
-    g.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
+    g.add_argument("--batch-size", type=positive_int, default=Config.batch_size, metavar="N",
                    help="images per model call (default: %(default)s)")
-    g.add_argument("--min-size", type=int, default=64, metavar="PX",
+    g.add_argument("--min-size", type=int, default=Config.min_size, metavar="PX",
                    help="skip images whose shorter side is below PX pixels (default: %(default)s)")
     g = p.add_argument_group("fetching")
     g.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
@@ -156,7 +157,7 @@ def fetch_limits(args, timeout: float | None = None) -> FetchLimits:
 
 def _classifier_or_exit(args) -> Classifier | None:
     try:
-        return load_shared(args.model, args.engine)
+        return load_shared(*model_location(args.model, args.engine))
     except ModelError as exc:
         print(f"medcrawl: error: cannot load the model: {exc}", file=sys.stderr)
         return None
@@ -164,9 +165,9 @@ def _classifier_or_exit(args) -> Classifier | None:
 
 def cmd_classify(args) -> int:
     """Classify every input and write one row per image."""
-    from medcrawl.export import MedicalExport, open_writer
-    from medcrawl.fetch import Fetcher
-    from medcrawl.inputs import InputReader, expand, labelled_batches
+    from medcrawl.oneoff.writers import MedicalExport, open_writer
+    from medcrawl.oneoff.fetch import Fetcher
+    from medcrawl.oneoff.inputs import InputReader, expand, labelled_batches
     classifier = _classifier_or_exit(args)
     if classifier is None:
         return EXIT_FATAL
@@ -215,7 +216,7 @@ def _outcome(item) -> str:
 
 def _progress(args, sources: list[str]):
     from tqdm import tqdm
-    from medcrawl.inputs import is_url
+    from medcrawl.oneoff.inputs import is_url
     known = not any(is_url(s) or s.lower().endswith(".pdf") for s in sources)
     return tqdm(total=len(sources) if known else None, unit="img", file=sys.stderr,
                 disable=args.quiet or not sys.stderr.isatty(), leave=False)
@@ -247,7 +248,7 @@ def cmd_ui(args) -> int:
     classifier = _classifier_or_exit(args)
     if classifier is None:
         return EXIT_FATAL
-    from medcrawl import ui
+    from medcrawl.oneoff import ui
     settings = ui.UiSettings(
         max_images=args.max_images, max_file_size=args.max_file_size, batch_size=args.batch_size,
         min_size=args.min_size, request_timeout=args.request_timeout,
@@ -257,11 +258,11 @@ def cmd_ui(args) -> int:
 
 
 def run_demo(argv: list[str]) -> int:
-    """Hand all arguments over to medcrawl.demo.main when that module is installed."""
-    if importlib.util.find_spec("medcrawl.demo") is None:
+    """Hand all arguments over to medcrawl.oneoff.demo.main when that module is installed."""
+    if importlib.util.find_spec("medcrawl.oneoff.demo") is None:
         print("medcrawl: error: the demo is not part of this installation", file=sys.stderr)
         return EXIT_FATAL
-    result = importlib.import_module("medcrawl.demo").main(argv)
+    result = importlib.import_module("medcrawl.oneoff.demo").main(argv)
     return int(result or 0)
 
 

@@ -17,16 +17,18 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.settings import BaseSettings
 
+from medcrawl.config import RedisConfig
+
 logger = logging.getLogger(__name__)
 DEFAULT_IDLE_CLOSE = 20
 
 
 def configure(settings: BaseSettings) -> None:
     """Switch scheduler, dupe filter and idle handling to the shared Redis frontier."""
-    url = settings.get("MEDCRAWL_REDIS_URL")
-    harvest = settings.get("MEDCRAWL_HARVEST") or "medcrawl:%(spider)s"
+    config = RedisConfig.from_settings(settings)
+    harvest = config.harvest
     values = {
-        "REDIS_URL": url,
+        "REDIS_URL": config.url,
         "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "SCHEDULER_QUEUE_KEY": f"{harvest}:requests",
@@ -51,7 +53,7 @@ class IdleClose:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> IdleClose:
-        if not crawler.settings.get("MEDCRAWL_REDIS_URL"):
+        if not RedisConfig.from_crawler(crawler).url:
             raise NotConfigured
         ext = cls(crawler.settings.getfloat("MAX_IDLE_TIME_BEFORE_CLOSE", DEFAULT_IDLE_CLOSE))
         crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)

@@ -1,0 +1,14 @@
+"""Drop each row's image bytes after the other pipelines: the last item pipeline."""
+
+from __future__ import annotations
+
+from medcrawl.items import ImageItem
+
+
+class ReleaseBodyPipeline:
+    """Drop each row's image bytes once every earlier pipeline has used them (keeps memory flat)."""
+
+    def process_item(self, item: ImageItem) -> ImageItem:
+        if isinstance(item, ImageItem):
+            item.body = None
+        return item

@@ -1,0 +1,174 @@
+"""Medical samples: the DICOM test files shipped by pydicom and pydicom-data, rendered as 8-bit images."""
+
+from __future__ import annotations
+
+import functools
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from medcrawl.model.classifier import MEDICAL
+from medcrawl.samples.packages import Package
+from medcrawl.samples.sources import MIN_SIDE, Sample, Source, to_uint8
+
+PYDICOM = Package("pypi", "pydicom")
+PYDICOM_DATA = Package("pypi", "pydicom-data")
+UNCOMPRESSED_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                         "1.2.840.10008.1.2.1.99")
+
+# Not images a reader would see: a CT perfusion parameter map meant for colour display, and a
+# 60x80 "US" test file whose pixels are a flat test pattern.
+EXCLUDED_DICOM = frozenset({"eCT_Supplemental.dcm", "ExplVR_BigEnd.dcm"})
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    """Header facts of one DICOM test file."""
+
+    path: str
+    modality: str
+    group: str          # files holding the same image (other transfer syntaxes) share a group
+    frames: int
+    uncompressed: bool
+    package: Package
+
+
+@functools.lru_cache(maxsize=1)
+def dicom_index() -> tuple[DicomFile, ...]:
+    """Headers of the DICOM files shipped by pydicom and pydicom-data (never downloads)."""
+    import pydicom
+    from pydicom.data.data_manager import DATA_ROOT, external_data_sources
+
+    paths = [(p, PYDICOM) for p in sorted(Path(DATA_ROOT, "test_files").rglob("*"))]
+    for source in external_data_sources().values():
+        paths += [(p, PYDICOM_DATA) for p in sorted(Path(source.data_path).rglob("*"))]
+    index = []
+    for path, package in paths:
+        if not path.is_file() or path.suffix in (".py", ".pyc", ".json", ".txt", ".dump") \
+                or path.name in EXCLUDED_DICOM:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            entry = _dicom_entry(pydicom, path, package)
+        if entry:
+            index.append(entry)
+    return tuple(index)
+
+
+def _dicom_entry(pydicom, path: Path, package: Package) -> DicomFile | None:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - not a DICOM file, or a broken one on purpose
+        return None
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if min(rows, cols) < MIN_SIDE or "Modality" not in ds:
+        return None
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    group = f"{ds.Modality}:{ds.get('SOPInstanceUID', path.name)}:{rows}x{cols}"
+    return DicomFile(str(path), str(ds.Modality), group, int(ds.get("NumberOfFrames", 1) or 1),
+                     syntax in UNCOMPRESSED_SYNTAXES, package)
+
+
+def render_dicom(ds, frame: int) -> Image.Image:
+    """One frame of a DICOM dataset as an 8-bit image: VOI window or percentiles, RGB, palettes."""
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+    arr = ds.pixel_array
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        arr = arr[frame]
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(arr, ds)
+        return Image.fromarray(to_uint8(rgb, 0, float(rgb.max()) or 1.0), "RGB")
+    if arr.ndim == 3:
+        hi = 255.0 if arr.dtype == np.uint8 else float(2 ** int(ds.BitsStored) - 1)
+        return Image.fromarray(to_uint8(arr, 0.0, hi), "RGB")
+    values = apply_modality_lut(arr, ds).astype(np.float32)
+    window = dicom_window(ds)
+    out = to_uint8(values, *window) if window else to_uint8(values)
+    if photometric == "MONOCHROME1":
+        out = 255 - out
+    return Image.fromarray(out, "L")
+
+
+def dicom_window(ds) -> tuple[float, float] | None:
+    """(low, high) of the first VOI window stored in the dataset, if any."""
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    c, w = _first(center), _first(width)
+    return (c - w / 2.0, c + w / 2.0) if w > 1 else None
+
+
+def _first(value) -> float:
+    """First number of a DICOM value that may hold several."""
+    try:
+        return float(value[0])
+    except TypeError:
+        return float(value)
+
+
+class PydicomSource(Source):
+    """DICOM test images of some modalities: one key per distinct image (transfer syntaxes merged)."""
+
+    packages = (PYDICOM, PYDICOM_DATA)
+    modalities: tuple[str, ...] = ()
+    max_frames = 4
+
+    def groups(self) -> dict[str, list[DicomFile]]:
+        groups: dict[str, list[DicomFile]] = {}
+        for f in dicom_index():
+            if f.modality in self.modalities:
+                groups.setdefault(f.group, []).append(f)
+        return groups
+
+    def all_keys(self) -> list[str]:
+        return sorted(self.groups())
+
+    def load(self, key: str, rng: random.Random) -> Iterator[Sample]:
+        import pydicom
+
+        files = sorted(self.groups()[key], key=lambda f: (not f.uncompressed, f.frames, f.path))
+        for f in files:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ds = pydicom.dcmread(f.path)
+                    picks = np.unique(np.linspace(0, f.frames - 1, min(f.frames, self.max_frames))
+                                      .round().astype(int))
+                    images = [render_dicom(ds, int(i)) for i in picks]
+            except Exception:  # noqa: BLE001 - decoder not available here: try the next syntax
+                continue
+            for i, img in zip(picks, images):
+                origin = f"{f.path}#frame{i + 1}" if f.frames > 1 else f.path
+                yield Sample(img, origin, self.modality, f.package, lossless=True)
+            return
+
+
+class PydicomCT(PydicomSource):
+    name, label, modality, modalities = "pkg-pydicom-ct", MEDICAL, "ct", ("CT",)
+
+
+class PydicomMR(PydicomSource):
+    name, label, modality, modalities = "pkg-pydicom-mr", MEDICAL, "mri", ("MR",)
+
+
+class PydicomXray(PydicomSource):
+    name, label, modality, modalities = "pkg-pydicom-xray", MEDICAL, "xray", ("CR", "DX", "RG", "MG")
+    max_frames = 1
+
+
+class PydicomUS(PydicomSource):
+    name, label, modality, modalities = "pkg-pydicom-us", MEDICAL, "ultrasound", ("US",)
+    hard_every = 2
+
+
+class PydicomNM(PydicomSource):
+    name, label, modality, modalities = "pkg-pydicom-nm", MEDICAL, "nuclear", ("NM", "PT")
+    hard_every = 0
