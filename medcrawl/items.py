@@ -40,6 +40,7 @@ class ImageItem:
     status: str = ""                   # ok | skipped | error
     error: str = ""                    # specific reason when status is not ok
     body: bytes | None = field(default=None, repr=False)   # internal: never exported
+    original: bytes | None = field(default=None, repr=False)   # internal: a DICOM/NIfTI file's own bytes, stored only when asked
 
     def fail(self, reason: str, status: str = "error") -> "ImageItem":
         """Mark this row as skipped or failed with a specific reason (the first reason wins)."""
