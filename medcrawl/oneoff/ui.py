@@ -153,83 +153,102 @@ def empty_result(message: str) -> Result:
 
 def build_app(classifier: Classifier, settings: UiSettings) -> gr.Blocks:
     """The page: three input tabs over one shared result area."""
-    workdir = Path(tempfile.mkdtemp(prefix="medcrawl-ui-"))
-    service = ClassifyService(classifier, settings, workdir)
+    handlers = Handlers(ClassifyService(classifier, settings, Path(tempfile.mkdtemp(prefix="medcrawl-ui-"))))
     limit_note = (f"Up to {settings.max_images} images per request; uploads up to "
                   f"{settings.max_file_size // (1024 * 1024)} MB each. Model `{classifier.name}`, "
                   f"medical when probability ≥ {classifier.threshold:.2f}.")
     with gr.Blocks(title="medcrawl: medical image classifier", analytics_enabled=False,
                    delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)) as app:
         gr.Markdown(f"# medcrawl: medical or not?\n{limit_note}")
-        with gr.Tabs():
-            with gr.Tab("Upload", id="upload"):
-                uploads = gr.File(label="Images", file_count="multiple", file_types=["image"],
-                                  elem_id="uploads")
-                upload_btn = gr.Button("Classify uploads", variant="primary", elem_id="run-upload")
-            with gr.Tab("URL", id="url"):
-                url = gr.Textbox(label="Page or image URL", placeholder="https://…",
-                                 elem_id="url", max_length=2048)
-                url_btn = gr.Button("Classify URL", variant="primary", elem_id="run-url")
-            with gr.Tab("PDF", id="pdf"):
-                pdf = gr.File(label="PDF file", file_count="single", file_types=[".pdf"],
-                              elem_id="pdf")
-                pdf_url = gr.Textbox(label="…or PDF URL", placeholder="https://…/paper.pdf",
-                                     elem_id="pdf-url", max_length=2048)
-                pdf_btn = gr.Button("Classify PDF", variant="primary", elem_id="run-pdf")
-        message = gr.Markdown(elem_id="summary")
-        gallery = gr.Gallery(label="Images (medical first)", columns=6, fit_columns=False,
-                             object_fit="contain", elem_id="gallery",
-                             interactive=False)
-        with gr.Row():
-            csv_btn = gr.DownloadButton("Download table (CSV)", interactive=False,
-                                        elem_id="download-csv")
-            zip_btn = gr.DownloadButton("Download medical images (zip)", interactive=False,
-                                        elem_id="download-zip")
-        frame = gr.Dataframe(value=table([]), label="Results (one row per image)",
-                             interactive=False, max_chars=48, pinned_columns=1,
-                             elem_id="results", max_height=600)
-        outputs = [gallery, frame, csv_btn, zip_btn, message]
-
-        def respond(inputs: list[str], names: dict[str, str]) -> tuple:
-            try:
-                result = service.run(inputs, names)
-            except Exception:  # noqa: BLE001 - the page must survive any single request
-                logger.exception("request failed")
-                result = empty_result("Internal error while classifying; see the server log.")
-            return (result.gallery, result.table,
-                    gr.DownloadButton(value=result.csv, interactive=result.csv is not None),
-                    gr.DownloadButton(value=result.zip, interactive=result.zip is not None),
-                    result.message)
-
-        def on_upload(files):
-            paths = [str(f) for f in files or []]
-            return respond(paths, {p: os.path.basename(p) for p in paths})
-
-        def on_url(text):
-            text = (text or "").strip()
-            if text and not is_url(text):
-                return respond_error(f"Not an http(s) URL: `{text[:200]}`")
-            return respond([text] if text else [], {})
-
-        def on_pdf(file, text):
-            inputs = [str(file)] if file else []
-            text = (text or "").strip()
-            if text and not is_url(text):
-                return respond_error(f"Not an http(s) URL: `{text[:200]}`")
-            names = {inputs[0]: os.path.basename(inputs[0])} if inputs else {}
-            return respond(inputs + ([text] if text else []), names)
-
-        def respond_error(text: str) -> tuple:
-            result = empty_result(text)
-            return (result.gallery, result.table, gr.DownloadButton(value=None, interactive=False),
-                    gr.DownloadButton(value=None, interactive=False), text)
-
-        upload_btn.click(on_upload, uploads, outputs, api_name="classify_uploads")
-        url_btn.click(on_url, url, outputs, api_name="classify_url")
-        url.submit(on_url, url, outputs, api_name=False)
-        pdf_btn.click(on_pdf, [pdf, pdf_url], outputs, api_name="classify_pdf")
+        inputs = _input_tabs()
+        outputs = _result_area()
+        inputs["upload_btn"].click(handlers.on_upload, inputs["uploads"], outputs, api_name="classify_uploads")
+        inputs["url_btn"].click(handlers.on_url, inputs["url"], outputs, api_name="classify_url")
+        inputs["url"].submit(handlers.on_url, inputs["url"], outputs, api_name=False)
+        inputs["pdf_btn"].click(handlers.on_pdf, [inputs["pdf"], inputs["pdf_url"]], outputs,
+                                api_name="classify_pdf")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return app
+
+
+def _input_tabs() -> dict[str, gr.components.Component]:
+    """The Upload, URL and PDF tabs: their inputs and buttons by name."""
+    with gr.Tabs():
+        with gr.Tab("Upload", id="upload"):
+            uploads = gr.File(label="Images", file_count="multiple", file_types=["image"],
+                              elem_id="uploads")
+            upload_btn = gr.Button("Classify uploads", variant="primary", elem_id="run-upload")
+        with gr.Tab("URL", id="url"):
+            url = gr.Textbox(label="Page or image URL", placeholder="https://…",
+                             elem_id="url", max_length=2048)
+            url_btn = gr.Button("Classify URL", variant="primary", elem_id="run-url")
+        with gr.Tab("PDF", id="pdf"):
+            pdf = gr.File(label="PDF file", file_count="single", file_types=[".pdf"],
+                          elem_id="pdf")
+            pdf_url = gr.Textbox(label="…or PDF URL", placeholder="https://…/paper.pdf",
+                                 elem_id="pdf-url", max_length=2048)
+            pdf_btn = gr.Button("Classify PDF", variant="primary", elem_id="run-pdf")
+    return dict(uploads=uploads, upload_btn=upload_btn, url=url, url_btn=url_btn, pdf=pdf,
+                pdf_url=pdf_url, pdf_btn=pdf_btn)
+
+
+def _result_area() -> list[gr.components.Component]:
+    """Summary, gallery, download buttons and table: every request's outputs, in Handlers' order."""
+    message = gr.Markdown(elem_id="summary")
+    gallery = gr.Gallery(label="Images (medical first)", columns=6, fit_columns=False,
+                         object_fit="contain", elem_id="gallery",
+                         interactive=False)
+    with gr.Row():
+        csv_btn = gr.DownloadButton("Download table (CSV)", interactive=False,
+                                    elem_id="download-csv")
+        zip_btn = gr.DownloadButton("Download medical images (zip)", interactive=False,
+                                    elem_id="download-zip")
+    frame = gr.Dataframe(value=table([]), label="Results (one row per image)",
+                         interactive=False, max_chars=48, pinned_columns=1,
+                         elem_id="results", max_height=600)
+    return [gallery, frame, csv_btn, zip_btn, message]
+
+
+class Handlers:
+    """What the page's buttons do: one request through the service, answered as the result area."""
+
+    def __init__(self, service: ClassifyService):
+        self.service = service
+
+    def respond(self, inputs: list[str], names: dict[str, str]) -> tuple:
+        try:
+            result = self.service.run(inputs, names)
+        except Exception:  # noqa: BLE001 - the page must survive any single request
+            logger.exception("request failed")
+            result = empty_result("Internal error while classifying; see the server log.")
+        return (result.gallery, result.table,
+                gr.DownloadButton(value=result.csv, interactive=result.csv is not None),
+                gr.DownloadButton(value=result.zip, interactive=result.zip is not None),
+                result.message)
+
+    def on_upload(self, files):
+        paths = [str(f) for f in files or []]
+        return self.respond(paths, {p: os.path.basename(p) for p in paths})
+
+    def on_url(self, text):
+        text = (text or "").strip()
+        if text and not is_url(text):
+            return self.respond_error(f"Not an http(s) URL: `{text[:200]}`")
+        return self.respond([text] if text else [], {})
+
+    def on_pdf(self, file, text):
+        inputs = [str(file)] if file else []
+        text = (text or "").strip()
+        if text and not is_url(text):
+            return self.respond_error(f"Not an http(s) URL: `{text[:200]}`")
+        names = {inputs[0]: os.path.basename(inputs[0])} if inputs else {}
+        return self.respond(inputs + ([text] if text else []), names)
+
+    @staticmethod
+    def respond_error(text: str) -> tuple:
+        result = empty_result(text)
+        return (result.gallery, result.table, gr.DownloadButton(value=None, interactive=False),
+                gr.DownloadButton(value=None, interactive=False), text)
 
 
 def serve(classifier: Classifier, settings: UiSettings, host: str = "127.0.0.1",
