@@ -36,6 +36,18 @@ def samples_npm_dir() -> Path:
     return Path(os.environ.get("MEDCRAWL_SAMPLES_NPM") or Path.home() / ".cache" / "medcrawl" / "npm")
 
 
+KINDS = {"getint": "an integer", "getfloat": "a number", "getbool": "true or false", "getlist": "a list"}
+
+
+def typed(settings: BaseSettings, getter: str, name: str, default: Any = None) -> Any:
+    """``settings.<getter>(name, default)``; a value of the wrong type is a ValueError naming the setting."""
+    try:
+        return getattr(settings, getter)(name, *([] if default is None else [default]))
+    except (TypeError, ValueError):
+        raise ValueError(f"invalid medcrawl settings: {name} must be {KINDS[getter]}, "
+                         f"not {settings.get(name)!r}") from None
+
+
 def check(checks: dict[str, bool]) -> None:
     """Raise ValueError listing every failed check's message (each names its setting)."""
     problems = [message for message, ok in checks.items() if not ok]
@@ -83,16 +95,16 @@ class Config(_Section):
         config = cls(
             model=model,
             model_engine=engine,
-            batch_size=settings.getint("MEDCRAWL_BATCH_SIZE", d.batch_size),
-            batch_max_wait=settings.getfloat("MEDCRAWL_BATCH_MAX_WAIT", d.batch_max_wait),
-            min_size=settings.getint("MEDCRAWL_MIN_SIZE", d.min_size),
-            max_pixels=settings.getint("MEDCRAWL_MAX_PIXELS", d.max_pixels) or None,
-            pdf_max_images=settings.getint("MEDCRAWL_PDF_MAX_IMAGES", d.pdf_max_images) or None,
-            offsite_media=settings.getbool("MEDCRAWL_OFFSITE_MEDIA", d.offsite_media),
+            batch_size=typed(settings, "getint", "MEDCRAWL_BATCH_SIZE", d.batch_size),
+            batch_max_wait=typed(settings, "getfloat", "MEDCRAWL_BATCH_MAX_WAIT", d.batch_max_wait),
+            min_size=typed(settings, "getint", "MEDCRAWL_MIN_SIZE", d.min_size),
+            max_pixels=typed(settings, "getint", "MEDCRAWL_MAX_PIXELS", d.max_pixels) or None,
+            pdf_max_images=typed(settings, "getint", "MEDCRAWL_PDF_MAX_IMAGES", d.pdf_max_images) or None,
+            offsite_media=typed(settings, "getbool", "MEDCRAWL_OFFSITE_MEDIA", d.offsite_media),
             dataset_dir=settings.get("MEDCRAWL_DATASET_DIR") or d.dataset_dir,
-            dataset_min_confidence=settings.getfloat("MEDCRAWL_DATASET_MIN_CONFIDENCE",
+            dataset_min_confidence=typed(settings, "getfloat", "MEDCRAWL_DATASET_MIN_CONFIDENCE",
                                                      d.dataset_min_confidence),
-            logstats_interval=settings.getfloat("MEDCRAWL_LOGSTATS_INTERVAL", d.logstats_interval),
+            logstats_interval=typed(settings, "getfloat", "MEDCRAWL_LOGSTATS_INTERVAL", d.logstats_interval),
         )
         config.validate()
         return config
@@ -147,8 +159,8 @@ class IndexConfig(_Section):
         config = cls(location=(settings.get("MEDCRAWL_CONTENT_INDEX") or "").strip() or d.location,
                      redis_url=RedisConfig.from_settings(settings).url,
                      key=settings.get("MEDCRAWL_INDEX_KEY") or d.key,
-                     claim_ttl=settings.getint("MEDCRAWL_INDEX_CLAIM_TTL", d.claim_ttl),
-                     wait=settings.getfloat("MEDCRAWL_INDEX_WAIT", d.wait))
+                     claim_ttl=typed(settings, "getint", "MEDCRAWL_INDEX_CLAIM_TTL", d.claim_ttl),
+                     wait=typed(settings, "getfloat", "MEDCRAWL_INDEX_WAIT", d.wait))
         check({"MEDCRAWL_INDEX_CLAIM_TTL must be >= 1": config.claim_ttl >= 1,
                "MEDCRAWL_INDEX_WAIT must be >= 0": config.wait >= 0})
         return config
@@ -166,8 +178,8 @@ class JsConfig(_Section):
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> JsConfig:
         d = cls()
-        config = cls(render_all=settings.getbool("MEDCRAWL_JS", d.render_all),
-                     domains=tuple(x.strip().lower() for x in settings.getlist("MEDCRAWL_JS_DOMAINS")
+        config = cls(render_all=typed(settings, "getbool", "MEDCRAWL_JS", d.render_all),
+                     domains=tuple(x.strip().lower() for x in typed(settings, "getlist", "MEDCRAWL_JS_DOMAINS")
                                    if x.strip()),
                      chromium=settings.get("MEDCRAWL_CHROMIUM_PATH") or d.chromium,
                      wait=settings.get("MEDCRAWL_JS_WAIT") or d.wait)

@@ -84,9 +84,13 @@ def test_every_problem_is_reported_at_once():
     assert "MEDCRAWL_BATCH_SIZE" in str(exc.value) and "MEDCRAWL_MIN_SIZE" in str(exc.value)
 
 
-def test_a_typed_value_that_does_not_parse_is_an_error():
-    with pytest.raises(ValueError):
-        config.validate(project(MEDCRAWL_BATCH_SIZE="many"))
+@pytest.mark.parametrize("name, value, kind", [
+    ("MEDCRAWL_BATCH_SIZE", "many", "an integer"), ("MEDCRAWL_BATCH_MAX_WAIT", "soon", "a number"),
+    ("MEDCRAWL_OFFSITE_MEDIA", "perhaps", "true or false"),
+])
+def test_a_value_of_the_wrong_type_names_the_setting(name, value, kind):
+    with pytest.raises(ValueError, match=f"invalid medcrawl settings: {name} must be {kind}, not '{value}'"):
+        config.validate(project(**{name: value}))
 
 
 def test_read_once_per_crawler():
