@@ -123,6 +123,23 @@ class Config(_Section):
 
 
 @dataclass(frozen=True)
+class MedicalConfig(_Section):
+    """DICOM and NIfTI files: which DICOM frames become rows; whether the store keeps the files."""
+
+    dicom_frames: str = defaults.MEDCRAWL_DICOM_FRAMES
+    keep_original: bool = defaults.MEDCRAWL_DICOM_KEEP_ORIGINAL
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> MedicalConfig:
+        d = cls()
+        frames = str(settings.get("MEDCRAWL_DICOM_FRAMES") or d.dicom_frames).strip().lower()
+        check({"MEDCRAWL_DICOM_FRAMES must be middle, all or a number of frames >= 1":
+               frames in ("middle", "all") or (frames.isdigit() and int(frames) >= 1)})
+        return cls(dicom_frames=frames,
+                   keep_original=settings.getbool("MEDCRAWL_DICOM_KEEP_ORIGINAL", d.keep_original))
+
+
+@dataclass(frozen=True)
 class RedisConfig(_Section):
     """A distributed harvest: the shared Redis and the harvest's key prefix."""
 
@@ -195,5 +212,5 @@ class JsConfig(_Section):
 
 def validate(settings: BaseSettings) -> None:
     """Read every concern once, so a wrong value stops the crawl at start with a clear message."""
-    for section in (Config, RedisConfig, IndexConfig, JsConfig):
+    for section in (Config, MedicalConfig, RedisConfig, IndexConfig, JsConfig):
         section.from_settings(settings)
