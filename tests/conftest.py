@@ -130,6 +130,14 @@ def classifier():
 
 
 @pytest.fixture(scope="session")
+def modality_model(tmp_path_factory) -> Path:
+    """A model directory with a modality head: the default model's, else one built for the session."""
+    from modality_model import modality_model_dir
+
+    return modality_model_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
 def serve() -> Callable:
     """The serve_folder context manager, for tests that build their own site."""
     return serve_folder

@@ -1,4 +1,5 @@
-"""The model API: load a trained model directory once, turn images into medical probabilities."""
+"""The model API: load a trained model directory once, turn images into medical probabilities
+and, for a model with a modality head, the kind of medical image."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,6 +18,11 @@ from medcrawl.model import images
 
 MEDICAL, NON_MEDICAL = "medical", "non-medical"
 ENGINES = ("litert", "keras")
+# The modality classes a model may name (model.json "modalities"), and the word for "none confident".
+MODALITIES = ("xray", "ct", "mri", "ultrasound", "nuclear", "microscopy", "dermoscopy", "fundus",
+              "oct", "endoscopy")
+OTHER_MODALITY = "other"
+PROBABILITY_OUTPUT, MODALITY_OUTPUT = "medical_probability", "modality"    # Keras output names
 
 
 class ModelError(RuntimeError):
@@ -29,6 +36,15 @@ class Prediction:
     medical_probability: float
     label: str
     confidence: float
+    modality: str = ""                        # medical: one of the model's modalities or "other"
+    modality_confidence: float | None = None  # the top modality's probability (medical only)
+
+
+class Outputs(NamedTuple):
+    """A batch's model outputs."""
+
+    medical_probability: np.ndarray           # (N,)
+    modality: np.ndarray | None               # (N, K) softmax; None for a one-output model
 
 
 def file_sha256(path: Path) -> str:
@@ -48,6 +64,8 @@ class Classifier:
         self.name = f"{meta['name']}@{meta['version']}"
         self.input_size = int(meta["input_size"])
         self.threshold = float(meta["threshold"])
+        self.modalities: tuple[str, ...] = tuple(meta.get("modalities") or ())
+        self.modality_min_confidence = float(meta.get("modality_min_confidence") or 0.0)
         self._lock = threading.Lock()
 
     @classmethod
@@ -61,9 +79,10 @@ class Classifier:
         engine = engine or meta.get("engine", "keras")
         if engine not in ENGINES:
             raise ModelError(f"unknown model engine {engine!r}; choose one of {', '.join(ENGINES)}")
-        path = model_dir / meta["files"][engine]
-        verify_file(path, meta["sha256"].get(meta["files"][engine]))
-        runner = _load_litert(path) if engine == "litert" else _load_keras(path)
+        for name in meta["files"].values():
+            verify_file(model_dir / name, meta["sha256"].get(name))
+        path, classes = model_dir / meta["files"][engine], len(meta.get("modalities") or ())
+        runner = _load_litert(path, classes) if engine == "litert" else _load_keras(path, classes)
         clf = cls(model_dir, meta, runner, engine)
         clf._check_shape()
         return clf
@@ -71,31 +90,55 @@ class Classifier:
     def _check_shape(self) -> None:
         probe = np.zeros((1, self.input_size, self.input_size, 3), np.uint8)
         try:
-            out = self.predict(probe)
+            out = self.predict_all(probe)
         except Exception as exc:  # noqa: BLE001 - any failure here means a mismatched model
             raise ModelError(f"model in {self.model_dir} does not accept "
                              f"{self.input_size}x{self.input_size} RGB input: {exc}") from exc
-        if out.shape != (1,):
-            raise ModelError(f"model in {self.model_dir} returns shape {out.shape}, expected one "
-                             "medical probability per image")
+        if out.medical_probability.shape != (1,):
+            raise ModelError(f"model in {self.model_dir} returns shape {out.medical_probability.shape}, "
+                             "expected one medical probability per image")
+        k = len(self.modalities)
+        if k and (out.modality is None or out.modality.shape != (1, k)):
+            raise ModelError(f"model in {self.model_dir} returns modality scores of shape "
+                             f"{None if out.modality is None else out.modality.shape}, expected (1, {k}) "
+                             "for the modalities in model.json")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Medical probabilities (float32, shape (N,)) for a uint8 batch (N, S, S, 3)."""
+        return self.predict_all(batch).medical_probability
+
+    def predict_all(self, batch: np.ndarray) -> Outputs:
+        """Every output of one model call on a uint8 batch (N, S, S, 3)."""
         batch = np.asarray(batch)
         expected = (self.input_size, self.input_size, 3)
         if batch.ndim != 4 or batch.shape[1:] != expected or batch.dtype != np.uint8:
             raise ValueError(f"expected uint8 batch of shape (N, {expected[0]}, {expected[1]}, 3), "
                              f"got {batch.dtype} {batch.shape}")
         if len(batch) == 0:
-            return np.zeros((0,), np.float32)
+            empty = np.zeros((0, len(self.modalities)), np.float32) if self.modalities else None
+            return Outputs(np.zeros((0,), np.float32), empty)
         with self._lock:
-            return np.asarray(self._run(batch), np.float32).reshape(-1)
+            probability, modality = self._run(batch)
+        return Outputs(np.asarray(probability, np.float32).reshape(-1),
+                       None if modality is None else np.asarray(modality, np.float32))
 
-    def verdict(self, probability: float) -> Prediction:
-        """Label and confidence for one probability at the model's threshold."""
+    def verdict(self, probability: float, modality_scores: np.ndarray | None = None) -> Prediction:
+        """Label and confidence at the model's threshold; a medical image's modality from its scores."""
         medical = probability >= self.threshold
         confidence = probability if medical else 1.0 - probability
-        return Prediction(float(probability), MEDICAL if medical else NON_MEDICAL, float(confidence))
+        modality, modality_confidence = "", None
+        if medical and modality_scores is not None:
+            modality, modality_confidence = self.modality_of(modality_scores)
+        return Prediction(float(probability), MEDICAL if medical else NON_MEDICAL, float(confidence),
+                          modality, modality_confidence)
+
+    def modality_of(self, scores: np.ndarray) -> tuple[str, float]:
+        """The top modality and its probability; "other" when that is below the model's minimum."""
+        best = int(np.argmax(scores))
+        confidence = float(scores[best])
+        if confidence < self.modality_min_confidence:
+            return OTHER_MODALITY, confidence
+        return self.modalities[best], confidence
 
     def prepare(self, data: bytes, min_size: int = 0,
                 max_pixels: int | None = images.DEFAULT_MAX_PIXELS):
@@ -106,7 +149,9 @@ class Classifier:
         """Verdicts for already prepared inputs."""
         if not arrays:
             return []
-        return [self.verdict(p) for p in self.predict(np.stack(arrays))]
+        out = self.predict_all(np.stack(arrays))
+        scores = [None] * len(arrays) if out.modality is None else out.modality
+        return [self.verdict(p, s) for p, s in zip(out.medical_probability, scores)]
 
 
 @functools.lru_cache(maxsize=4)
@@ -128,7 +173,23 @@ def read_metadata(model_dir: Path) -> dict:
     missing = {"name", "version", "input_size", "threshold", "files", "sha256"} - set(meta)
     if missing:
         raise ModelError(f"{meta_path} lacks {', '.join(sorted(missing))}")
+    _check_modalities(meta, meta_path)
     return meta
+
+
+def _check_modalities(meta: dict, meta_path: Path) -> None:
+    """A two-output model's "modalities" (known, distinct, two or more) and its minimum confidence."""
+    if "modalities" not in meta:
+        return
+    names = meta["modalities"]
+    if (not isinstance(names, list) or len(names) < 2 or len(set(names)) != len(names)
+            or not set(names) <= set(MODALITIES)):
+        raise ModelError(f"{meta_path}: \"modalities\" must list two or more distinct names out of "
+                         f"{', '.join(MODALITIES)}; got {names!r}")
+    minimum = meta.get("modality_min_confidence")
+    if not isinstance(minimum, (int, float)) or not 0 <= minimum <= 1:
+        raise ModelError(f"{meta_path}: \"modality_min_confidence\" must be a number within 0..1 "
+                         f"when \"modalities\" is given; got {minimum!r}")
 
 
 def verify_file(path: Path, expected_sha256: str | None) -> None:
@@ -139,7 +200,8 @@ def verify_file(path: Path, expected_sha256: str | None) -> None:
         raise ModelError(f"model file {path} is corrupt: its sha256 does not match model.json")
 
 
-def _load_keras(path: Path):
+def _load_keras(path: Path, classes: int):
+    """A runner batch -> (probabilities, modality scores or None); outputs found by name."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import keras
@@ -147,13 +209,28 @@ def _load_keras(path: Path):
         model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - keras raises many types for a bad file
         raise ModelError(f"cannot load Keras model {path}: {exc}") from exc
+    names = list(model.output_names)
+    wanted = [PROBABILITY_OUTPUT, MODALITY_OUTPUT] if classes else names[:1]
+    if sorted(names) != sorted(wanted):
+        raise ModelError(f"Keras model {path} has outputs {names}; model.json lists "
+                         f"{classes or 'no'} modalities, so it needs "
+                         f"{' and '.join(repr(w) for w in wanted) if classes else 'exactly one output'}")
     size = model.input_shape[1]
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
                      input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
-    return lambda batch: fn(batch).numpy()
+
+    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = fn(batch)
+        if not isinstance(out, dict):
+            out = dict(zip(names, out if isinstance(out, (list, tuple)) else [out]))
+        if not classes:
+            return out[names[0]].numpy(), None
+        return out[PROBABILITY_OUTPUT].numpy(), out[MODALITY_OUTPUT].numpy()
+    return run
 
 
-def _load_litert(path: Path):
+def _load_litert(path: Path, classes: int):
+    """A runner batch -> (probabilities, modality scores or None); outputs found by their width."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
@@ -163,15 +240,28 @@ def _load_litert(path: Path):
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot load LiteRT model {path}: {exc}") from exc
     inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
+    prob, modality = _litert_outputs(path, interp.get_output_details(), classes)
     shape = [0]
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if shape[0] != len(batch):
             interp.resize_tensor_input(inp, batch.shape)
             interp.allocate_tensors()
             shape[0] = len(batch)
         interp.set_tensor(inp, batch)
         interp.invoke()
-        return interp.get_tensor(out).copy()
+        return (interp.get_tensor(prob).copy(),
+                None if modality is None else interp.get_tensor(modality).copy())
     return run
+
+
+def _litert_outputs(path: Path, details: list[dict], classes: int) -> tuple[int, int | None]:
+    """Tensor indices of the probability (last dimension 1) and modality (last dimension K) outputs."""
+    widths = {int(d.get("shape_signature", d["shape"])[-1]): d["index"] for d in details}
+    if classes and len(details) == 2 and set(widths) == {1, classes}:
+        return widths[1], widths[classes]
+    if not classes and len(details) == 1 and set(widths) == {1}:
+        return widths[1], None
+    raise ModelError(f"LiteRT model {path} has outputs of widths {sorted(widths)}; model.json lists "
+                     f"{classes or 'no'} modalities, so it needs "
+                     f"{f'widths 1 and {classes}' if classes else 'one output of width 1'}")

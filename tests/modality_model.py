@@ -1,0 +1,50 @@
+"""A real two-output model (medical probability + modality) for tests, until the default model has one.
+
+Built with training.model's builders: the default model's backbone and medical head (so its
+medical / non-medical labels are the default model's), plus a modality head with seeded random
+weights (its classes are arbitrary but fixed), saved with training.export like a trained model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from medcrawl.config import model_location
+from medcrawl.model.classifier import MODALITIES, Classifier
+
+MIN_CONFIDENCE = 0.2          # the fixture's "other" threshold
+
+
+def modality_model_dir(workdir: Path) -> Path:
+    """The default model when it has a modality head, else a two-output model built in ``workdir``."""
+    default = Path(model_location()[0])
+    if Classifier.load(default, engine="litert").modalities:
+        return default
+    return build_two_output_model(default, workdir / "two-output")
+
+
+def build_two_output_model(base_dir: Path, out: Path) -> Path:
+    """The one-output model in ``base_dir`` plus a seeded modality head, saved to ``out``."""
+    import keras
+    from training.export import save_model_dir
+    from training.model import make_head, make_model
+
+    meta = json.loads((base_dir / "model.json").read_text())
+    base = keras.saving.load_model(base_dir / "model.keras", compile=False)
+    head = make_head()
+    head.set_weights(base.get_layer("head").get_weights())
+    keras.utils.set_random_seed(11)
+    modality_head = make_head(outputs=len(MODALITIES))
+    calibration = meta["calibration"]
+    model = make_model(meta["input_size"], head, calibration["scale"], calibration["bias"],
+                       modality_head=modality_head)
+    keep = {k: meta[k] for k in ("version", "engine", "labels", "threshold", "calibration")}
+    fixture_meta = {**keep, "name": "fixture-two-output", "modalities": list(MODALITIES),
+                    "modality_min_confidence": MIN_CONFIDENCE}
+    size = meta["input_size"]
+    probe = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+    save_model_dir(model, out, fixture_meta, probe)
+    return out

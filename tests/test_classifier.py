@@ -1,0 +1,129 @@
+"""The model API with a two-output model (medical probability + modality) and a one-output model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY, Classifier, ModelError
+from oneoff_assets import mri_png, photo_jpeg
+
+
+@pytest.fixture(scope="module")
+def engines(modality_model) -> dict[str, Classifier]:
+    return {e: Classifier.load(modality_model, engine=e) for e in ("keras", "litert")}
+
+
+@pytest.fixture(scope="module")
+def one_output(tmp_path_factory):
+    """A one-output model (like medcrawl-v1): random backbone at 64 px, saved like a trained one."""
+    import keras
+    from training.export import save_model_dir
+    from training.model import make_head, make_model
+    keras.utils.set_random_seed(3)
+    out = tmp_path_factory.mktemp("one-output")
+    probe = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    save_model_dir(make_model(64, make_head(), weights=None), out,
+                   {"name": "one", "version": "1", "engine": "litert", "threshold": 0.5}, probe)
+    return out
+
+
+def batch(clf: Classifier, n: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    arrays = [clf.prepare(data)[1] for data in (mri_png(), photo_jpeg())]
+    arrays += [rng.integers(0, 256, (clf.input_size,) * 2 + (3,), dtype=np.uint8) for _ in range(n - 2)]
+    return np.stack(arrays)
+
+
+def test_two_outputs_from_both_engines(engines):
+    keras_out, lite_out = (engines[e].predict_all(batch(engines[e])) for e in ("keras", "litert"))
+    k = len(engines["keras"].modalities)
+    assert set(engines["keras"].modalities) <= set(MODALITIES) and k >= 2
+    for out in (keras_out, lite_out):
+        assert out.medical_probability.shape == (6,) and out.modality.shape == (6, k)
+        assert np.allclose(out.modality.sum(axis=1), 1.0, atol=1e-4)
+    assert np.abs(keras_out.modality - lite_out.modality).max() < 1e-3
+    assert np.abs(keras_out.medical_probability - lite_out.medical_probability).max() < 1e-3
+    assert np.array_equal(engines["litert"].predict(batch(engines["litert"])), lite_out.medical_probability)
+
+
+def test_verdicts_carry_the_modality_of_medical_images_only(engines):
+    clf = engines["litert"]
+    arrays = list(batch(clf))
+    out = clf.predict_all(np.stack(arrays))
+    verdicts = clf.classify_arrays(arrays)
+    assert verdicts[0].label == "medical" and verdicts[1].label == "non-medical"   # MRI, portrait
+    for v, scores in zip(verdicts, out.modality):
+        if v.label == "medical":
+            best = int(np.argmax(scores))
+            assert v.modality_confidence == pytest.approx(float(scores[best]))
+            expected = clf.modalities[best] if scores[best] >= clf.modality_min_confidence else OTHER_MODALITY
+            assert v.modality == expected
+        else:
+            assert (v.modality, v.modality_confidence) == ("", None)
+
+
+def test_other_below_the_minimum_confidence(engines):
+    clf = engines["keras"]
+    k = len(clf.modalities)
+    confident = np.full(k, 0.01, np.float32)
+    confident[1] = 1 - 0.01 * (k - 1)
+    assert clf.verdict(0.99, confident).modality == clf.modalities[1]
+    flat = np.full(k, 1 / k, np.float32)
+    if clf.modality_min_confidence > 1 / k:
+        assert clf.verdict(0.99, flat).modality == OTHER_MODALITY
+        assert clf.verdict(0.99, flat).modality_confidence == pytest.approx(1 / k)
+    assert clf.verdict(0.0, confident).modality == ""
+
+
+def test_one_output_model_has_no_modality(one_output):
+    for engine in ("keras", "litert"):
+        clf = Classifier.load(one_output, engine=engine)
+        assert clf.modalities == ()
+        verdicts = clf.classify_arrays(list(batch(clf, 4)))
+        assert len(verdicts) == 4 and all((v.modality, v.modality_confidence) == ("", None) for v in verdicts)
+        assert clf.predict_all(batch(clf, 4)).modality is None
+
+
+def edited(src, dest, **changes):
+    shutil.copytree(src, dest)
+    meta = json.loads((dest / "model.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    (dest / "model.json").write_text(json.dumps(meta))
+    return dest
+
+
+@pytest.mark.parametrize("engine", ["keras", "litert"])
+def test_outputs_must_match_model_json(one_output, modality_model, tmp_path, engine):
+    claims = edited(one_output, tmp_path / "claims", modalities=["ct", "mri"], modality_min_confidence=0.5)
+    with pytest.raises(ModelError, match="lists 2 modalities"):
+        Classifier.load(claims, engine=engine)
+    silent = edited(modality_model, tmp_path / "silent", modalities=None)
+    with pytest.raises(ModelError, match="lists no modalities"):
+        Classifier.load(silent, engine=engine)
+
+
+def test_modalities_in_model_json_are_checked(modality_model, tmp_path):
+    unknown = edited(modality_model, tmp_path / "unknown", modalities=["ct", "x-ray"])
+    with pytest.raises(ModelError, match="must list two or more distinct names"):
+        Classifier.load(unknown)
+    no_minimum = edited(modality_model, tmp_path / "no-minimum", modality_min_confidence=None)
+    with pytest.raises(ModelError, match="modality_min_confidence"):
+        Classifier.load(no_minimum)
+
+
+def test_every_model_file_is_verified(modality_model, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(modality_model, broken)
+    blob = bytearray((broken / "model.keras").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (broken / "model.keras").write_bytes(bytes(blob))
+    with pytest.raises(ModelError, match="model.keras is corrupt"):
+        Classifier.load(broken, engine="litert")
