@@ -44,9 +44,17 @@ class MediaFailure(QuietMediaFailure):
         super().__init__(reason)
 
 
+class Refused(IgnoreRequest):
+    """A request medcrawl's middlewares refuse on purpose, with the row reason and status it stands for."""
+
+    def __init__(self, reason: str, status: str = ERROR, detail: str = ""):
+        self.reason, self.status = reason, status
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
 def failure_reason(exc: BaseException | None) -> tuple[str, str]:
     """(reason, status) for an exception raised while downloading an image or a PDF."""
-    if isinstance(exc, MediaFailure):
+    if isinstance(exc, (MediaFailure, Refused)):
         return exc.reason, exc.status
     if isinstance(exc, HttpError):
         return f"http_{exc.response.status}", ERROR

@@ -68,3 +68,34 @@ def test_two_workers_share_one_frontier_and_one_index(redis_url, tmp_path, serve
     assert sum(1 for _ in client.scan_iter("medcrawl:index:c:*")) == len(contents)
     assert client.zcard("medcrawl:site:requests") == 0                      # frontier drained
     assert client.scard("medcrawl:site:dupefilter") == len(site.page_paths)
+
+
+def test_no_worker_fetches_what_robots_txt_forbids(redis_url, tmp_path, serve):
+    """Requests a worker takes while its robots.txt is still loading are checked against it too.
+
+    Both workers start from the same seeds, several of them forbidden; robots.txt answers slowly,
+    so each worker holds a few requests waiting for it (Scrapy used to check only the first).
+    """
+    from conftest import ServerState
+
+    url, _ = redis_url
+    root, work = tmp_path / "site", tmp_path / "workers"
+    (root / "private").mkdir(parents=True)
+    site = build_grid_site(root, pages=6, per_page=2)
+    (root / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
+    private = [f"/private/{n}.html" for n in range(10)]
+    for path in private:
+        (root / path.lstrip("/")).write_text("<html><body><img src='/img/logo.png'></body></html>")
+    state = ServerState(slow={"/robots.txt"}, slow_seconds=1.0)
+    with serve(root, state) as (base, state):
+        seeds = ",".join([f"{base}/", *(base + p for p in private)])
+        args = ["-a", f"start_urls={seeds}", "-s", "CONCURRENT_REQUESTS=8"]
+        workers = [start_crawl(base, work, *worker_args(work, url, n), *args, log_name=f"worker{n}.log")
+                   for n in (1, 2)]
+        for proc in workers:
+            assert proc.wait(timeout=180) == 0
+    requested = state.paths()
+    assert not [p for p in requested if p.startswith("/private/")]
+    assert set(site.page_paths) <= set(requested)                      # the allowed part was crawled
+    stats = [stats_from_log((work / f"worker{n}.log").read_text()) for n in (1, 2)]
+    assert sum(s.get("robotstxt/forbidden", 0) for s in stats) == len(private)
