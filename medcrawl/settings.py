@@ -39,6 +39,11 @@ EXTENSIONS = {
 # Crash-safe JOBDIR, Redis frontier, JavaScript pages: switched on by settings
 # (JOBDIR, MEDCRAWL_REDIS_URL, -a js=true / MEDCRAWL_JS_DOMAINS); docs/scale.md.
 ADDONS = {"medcrawl.scaleout.addon.ScaleAddon": 0}
+# The crawl's own rules (medcrawl/middlewares.py, docs/limits.md): robots.txt holds for every request.
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "medcrawl.middlewares.StrictRobotsTxtMiddleware": 100,
+}
 
 # Feeds (-o/-O/FEEDS) carry exactly the row columns, never the internal image bytes.
 FEED_EXPORT_FIELDS = list(ROW_FIELDS)
