@@ -86,6 +86,7 @@ class Config(_Section):
     dataset_dir: str | None = defaults.MEDCRAWL_DATASET_DIR
     dataset_min_confidence: float = defaults.MEDCRAWL_DATASET_MIN_CONFIDENCE
     logstats_interval: float = defaults.MEDCRAWL_LOGSTATS_INTERVAL
+    report: str | None = defaults.MEDCRAWL_REPORT    # HTML report of the crawl, written when it ends
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> Config:
@@ -105,6 +106,7 @@ class Config(_Section):
             dataset_min_confidence=typed(settings, "getfloat", "MEDCRAWL_DATASET_MIN_CONFIDENCE",
                                                      d.dataset_min_confidence),
             logstats_interval=typed(settings, "getfloat", "MEDCRAWL_LOGSTATS_INTERVAL", d.logstats_interval),
+            report=settings.get("MEDCRAWL_REPORT") or d.report,
         )
         config.validate()
         return config

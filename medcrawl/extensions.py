@@ -1,17 +1,26 @@
-"""Harvest stats: count rows by outcome, log progress periodically and a summary at the end."""
+"""Harvest stats (rows by outcome, progress and summary lines) and the HTML report at the end."""
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from scrapy import signals
+from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 from scrapy.utils.asyncio import create_looping_call
+from twisted.internet import threads
+from twisted.internet.defer import Deferred
 
 from medcrawl.config import Config
 from medcrawl.items import ImageItem
+from medcrawl.pipelines.store import store_uri
 
 logger = logging.getLogger(__name__)
 PREFIX = "medcrawl/"
@@ -80,3 +89,52 @@ class HarvestStats:
         logger.info("Harvest finished (%s): %s", reason, self.summary())
         if self.reasons():
             logger.info("Harvest skipped/error reasons: %s", self.reasons())
+
+
+class HarvestReport:
+    """With ``MEDCRAWL_REPORT=FILE``: keep this crawl's rows, and write `medcrawl report` to FILE at the end.
+
+    The report runs as the ``medcrawl report`` command (the crawl never imports the one-off
+    layer); its thumbnails come from a local IMAGES_STORE.
+    """
+
+    def __init__(self, path: Path, store: str | None):
+        self.path, self.store = path, store
+        self.rows: IO[str] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> HarvestReport:
+        report = Config.from_crawler(crawler).report
+        if not report:
+            raise NotConfigured("MEDCRAWL_REPORT is not set")
+        uri = store_uri(crawler.settings) or ""
+        local = uri.removeprefix("file://") if "://" not in uri or uri.startswith("file://") else None
+        ext = cls(Path(report), local or None)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows = tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".jsonl", delete=False,
+                                                dir=self.path.parent, prefix=f".{self.path.stem}-rows-")
+
+    def item_scraped(self, item: Any, response: Any, spider: Any) -> None:
+        if isinstance(item, ImageItem) and self.rows is not None:
+            self.rows.write(json.dumps(item.row(), ensure_ascii=False) + "\n")
+
+    def spider_closed(self, spider: Any, reason: str) -> Deferred:
+        self.rows.close()
+        return threads.deferToThread(self.write)
+
+    def write(self) -> None:
+        """Run `medcrawl report` on the rows (in a thread: the reactor stays free)."""
+        cmd = [sys.executable, "-m", "medcrawl", "report", self.rows.name, "-o", str(self.path), "-q"]
+        proc = subprocess.run(cmd + (["--store", self.store] if self.store else []),
+                              capture_output=True, text=True)
+        Path(self.rows.name).unlink(missing_ok=True)
+        if proc.returncode:
+            logger.error("Harvest report not written: %s", proc.stderr.strip()[-2000:])
+        else:
+            logger.info("Harvest report: %s", self.path)

@@ -35,6 +35,7 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "medcrawl.extensions.HarvestStats": 500,
+    "medcrawl.extensions.HarvestReport": 510,      # only with MEDCRAWL_REPORT
 }
 # Crash-safe JOBDIR, Redis frontier, JavaScript pages: switched on by settings
 # (JOBDIR, MEDCRAWL_REDIS_URL, -a js=true / MEDCRAWL_JS_DOMAINS); docs/scale.md.
@@ -61,8 +62,9 @@ MEDCRAWL_DICOM_FRAMES = "middle"          # frames of a multi-frame DICOM: middl
 MEDCRAWL_DICOM_KEEP_ORIGINAL = False      # also store DICOM/NIfTI files as they came (patient data!)
 MEDCRAWL_OFFSITE_MEDIA = True             # fetch images/PDFs from hosts outside allowed_domains
 MEDCRAWL_DATASET_DIR = None               # write DIR/medical, DIR/non-medical, DIR/manifest.csv
-MEDCRAWL_DATASET_MIN_CONFIDENCE = 0.8     # only images labelled at least this confidently
+MEDCRAWL_DATASET_MIN_CONFIDENCE = 0.8     # images labelled less confidently go to DIR/uncertain/
 MEDCRAWL_LOGSTATS_INTERVAL = 60.0         # seconds between progress lines (0: off)
+MEDCRAWL_REPORT = None                    # write the HTML report of the crawl's rows to this file at the end
 MEDCRAWL_CONTENT_INDEX = None             # None: next to a local store, or the harvest's Redis; "off": none
 MEDCRAWL_INDEX_KEY = "medcrawl:index"     # Redis key prefix of the content index
 MEDCRAWL_INDEX_CLAIM_TTL = 600            # seconds a worker's claim on new content lasts

@@ -274,11 +274,12 @@ def test_progress_and_closing_log_lines(crawl):
     assert "Traceback" not in crawl.log
 
 
-def test_dataset_holds_confident_unique_images(crawl):
+def test_dataset_holds_unique_images_unconfident_ones_in_uncertain(crawl):
     root = crawl.workdir / "dataset"
-    chosen = [r for r in crawl.rows if r["status"] == "ok" and r["confidence"] >= MIN_CONFIDENCE]
+    chosen = [r for r in crawl.rows if r["status"] == "ok"]
     files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.csv"}
-    assert files == {f"{r['label']}/{r['sha256']}.{Path(r['path']).suffix[1:]}" for r in chosen}
+    assert files == {f"{r['label'] if r['confidence'] >= MIN_CONFIDENCE else 'uncertain'}/"
+                     f"{r['sha256']}.{Path(r['path']).suffix[1:]}" for r in chosen}
     for name in files:
         assert hashlib.sha256((root / name).read_bytes()).hexdigest() == Path(name).stem
     with open(root / "manifest.csv", newline="") as fh:

@@ -72,6 +72,6 @@ def test_dataset_holds_confident_images(demo):
     dataset = out / "dataset"
     files = [p for p in dataset.rglob("*") if p.is_file() and p.name != "manifest.csv"]
     assert (dataset / "manifest.csv").is_file()
-    assert files and all(p.parent.name in ("medical", "non-medical") for p in files)
+    assert files and all(p.parent.name in ("medical", "non-medical", "uncertain") for p in files)
     ok_hashes = {r["sha256"] for r in rows if r["status"] == "ok"}
     assert all(p.stem in ok_hashes for p in files)

@@ -6,22 +6,29 @@ from pathlib import Path
 
 import pandas as pd
 
+from medcrawl.corrections import DatasetDir
+
 LABELS = ("non-medical", "medical")          # index = class id
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def scan(roots: list[str | Path]) -> pd.DataFrame:
-    """One row per image: path, label (0/1), label_name, source (first folder under the label), root."""
+    """One row per image: path, label (0/1), label_name, source (first folder under the label), root.
+
+    A reviewed dataset's ``corrections.csv`` has the last word on an image's label (by sha256, the
+    file's name): an image a reviewer found unusable is left out; ``uncertain/`` is never read.
+    """
     rows = []
     for root in map(Path, roots):
-        found = 0
-        for y, name in enumerate(LABELS):
+        found, reviewed = 0, DatasetDir(root).corrections()
+        for name in LABELS:
             base = root / name
             for path in sorted(base.rglob("*")) if base.is_dir() else []:
-                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                label = reviewed[path.stem].new_label if path.stem in reviewed else name
+                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and label in LABELS:
                     rel = path.relative_to(base).parts
                     source = rel[0] if len(rel) > 1 else root.name
-                    rows.append((str(path), y, name, source, str(root)))
+                    rows.append((str(path), LABELS.index(label), label, source, str(root)))
                     found += 1
         if not found:
             raise SystemExit(f"no images under {root}/medical or {root}/non-medical")

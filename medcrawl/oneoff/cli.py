@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("ui", parents=[common], help="serve the classification web page",
-                       description="Serve a Gradio web page to classify uploads, URLs and PDFs.")
+                       description="Serve a Gradio web page to classify uploads, URLs and PDFs, and "
+                       "to review a harvest (Review tab; corrections go to DIR/corrections.csv).")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
@@ -113,12 +114,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=positive_int, default=2, metavar="N",
                    help="requests processed at once; others wait in the queue (default: "
                    "%(default)s)")
+    g = p.add_argument_group("Review tab")
+    g.add_argument("--review", metavar="PATH", default="",
+                   help="harvest opened when the page loads: a dataset folder, or a feed (with --review-store)")
+    g.add_argument("--review-store", metavar="DIR", default="", help="the feed's IMAGES_STORE")
+    g.add_argument("--review-root", metavar="DIR",
+                   help="the Review tab opens harvests under this folder only (default: the folder "
+                   "holding --review, else the current one)")
     p.set_defaults(func=cmd_ui)
+    add_report_parser(sub)
 
     # Listed for --help only: main() hands `demo ...` over before parsing (see run_demo).
     sub.add_parser("demo", help="run the demo (arguments go to it; see `medcrawl demo --help`)",
                    add_help=False)
     return parser
+
+
+def add_report_parser(sub) -> None:
+    """`medcrawl report FEED [--store DIR] -o FILE`."""
+    p = sub.add_parser("report", help="write an HTML report of a harvest",
+                       description="Write one HTML page about a harvest: counts by label, modality, "
+                       "site and status, a histogram of the medical probability, the error and skip "
+                       "reasons with examples, and thumbnail grids least confident first. Thumbnails "
+                       "go to NAME_files/ next to the page, which opens from disk.")
+    p.add_argument("feed", metavar="FEED", help="a feed (.csv or .jsonl) or a dataset folder (with manifest.csv)")
+    p.add_argument("--store", metavar="DIR", help="the crawl's IMAGES_STORE: a feed's images (its path column)")
+    p.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                   help="the page to write (default: %(default)s)")
+    p.add_argument("--grid-size", type=int, default=200, metavar="N",
+                   help="thumbnails per grid, least confident first; 0: all (default: %(default)s)")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="threads making thumbnails (default: the CPUs, at most 8)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,8 +280,29 @@ def cmd_ui(args) -> int:
     settings = ui.UiSettings(
         max_images=args.max_images, max_file_size=args.max_file_size, batch_size=args.batch_size,
         min_size=args.min_size, request_timeout=args.request_timeout,
-        concurrency=args.concurrency, fetch=fetch_limits(args))
+        concurrency=args.concurrency, fetch=fetch_limits(args),
+        review=ui.ReviewSettings(Path(args.review_root or Path(args.review).parent if args.review else "."),
+                                 args.review, args.review_store))
     ui.serve(classifier, settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    """Write the HTML report of a feed (with its store) or a dataset folder."""
+    from medcrawl.oneoff.harvest import Harvest, HarvestError
+    from medcrawl.oneoff.report import write_report
+    try:
+        harvest = Harvest.open(args.feed, args.store)
+        if not harvest.is_dataset and not args.store:
+            logger.warning("no --store given: the report has no thumbnails")
+        out = write_report(harvest, args.output, args.grid_size, args.workers,
+                           progress=not args.quiet and sys.stderr.isatty())
+    except (HarvestError, OSError, ValueError) as exc:
+        print(f"medcrawl: error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    if not args.quiet:
+        print(f"medcrawl: report of {len(harvest.rows)} rows ({len(harvest.images)} images) in {out}",
+              file=sys.stderr)
     return EXIT_OK
 
 

@@ -23,6 +23,8 @@ from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
 from medcrawl.model.images import ImageError, open_image, to_rgb  # noqa: E402
 from medcrawl.oneoff.inputs import InputReader, is_url, labelled_batches  # noqa: E402
 from medcrawl.items import ROW_FIELDS, ImageItem  # noqa: E402
+from medcrawl.oneoff import review  # noqa: E402
+from medcrawl.oneoff.review import ReviewSettings  # noqa: E402
 
 logger = logging.getLogger(__name__)
 THUMB = 256
@@ -44,6 +46,7 @@ class UiSettings:
     concurrency: int = 2                     # requests processed at once
     queue_size: int = 32                     # requests waiting beyond that
     fetch: FetchLimits = field(default_factory=FetchLimits)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
 
 @dataclass
@@ -152,16 +155,20 @@ def empty_result(message: str) -> Result:
 
 
 def build_app(classifier: Classifier, settings: UiSettings) -> gr.Blocks:
-    """The page: three input tabs over one shared result area."""
-    handlers = Handlers(ClassifyService(classifier, settings, Path(tempfile.mkdtemp(prefix="medcrawl-ui-"))))
+    """The page: a Classify tab (three input tabs over one shared result area) and the Review tab."""
+    workdir = Path(tempfile.mkdtemp(prefix="medcrawl-ui-"))
+    handlers = Handlers(ClassifyService(classifier, settings, workdir))
     limit_note = (f"Up to {settings.max_images} images per request; uploads up to "
                   f"{settings.max_file_size // (1024 * 1024)} MB each. Model `{classifier.name}`, "
                   f"medical when probability ≥ {classifier.threshold:.2f}.")
     with gr.Blocks(title="medcrawl: medical image classifier", analytics_enabled=False,
                    delete_cache=(KEEP_RESULTS_S, KEEP_RESULTS_S)) as app:
         gr.Markdown(f"# medcrawl: medical or not?\n{limit_note}")
-        inputs = _input_tabs()
-        outputs = _result_area()
+        with gr.Tabs():
+            with gr.Tab("Classify", id="classify"):
+                inputs = _input_tabs()
+                outputs = _result_area()
+            review.build_tab(app, settings.review, workdir / "review-thumbnails")
         inputs["upload_btn"].click(handlers.on_upload, inputs["uploads"], outputs, api_name="classify_uploads")
         inputs["url_btn"].click(handlers.on_url, inputs["url"], outputs, api_name="classify_url")
         inputs["url"].submit(handlers.on_url, inputs["url"], outputs, api_name=False)

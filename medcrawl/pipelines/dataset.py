@@ -1,4 +1,7 @@
-"""Write confidently labelled images as a training set: DIR/<label>/<sha256>.<ext> + manifest.csv.
+"""Write labelled images as a training set: DIR/<label>/<sha256>.<ext> + manifest.csv.
+
+Images labelled less confidently than the minimum go to DIR/uncertain/ (listed in the manifest too),
+and a reviewer's correction in DIR/corrections.csv decides an image's folder over the model.
 
 The manifest only grows: a (file, image_url, source_url) row is written once, across runs too.
 Rows that arrive without bytes (their URL was up to date in the content index) get their file
@@ -10,28 +13,26 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from scrapy.exceptions import NotConfigured
 from scrapy.pipelines.files import FSFilesStore
 from scrapy.statscollectors import StatsCollector
 
 from medcrawl.config import Config
+from medcrawl.corrections import MANIFEST_FIELDS, UNCERTAIN, DatasetDir, folder_for
 from medcrawl.files import TMP_PREFIX, confident, file_name, repair_partial_line, write_once
-from medcrawl.items import ROW_FIELDS, ImageItem
+from medcrawl.items import ImageItem
 from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
 from medcrawl.pipelines.store import store_uri
 
-MANIFEST_FIELDS = ("file", *ROW_FIELDS)
-
 
 class DatasetPipeline:
-    """One file per unique image labelled with confidence >= the minimum; one manifest row per row."""
+    """One file per unique labelled image (uncertain/ below the minimum); one manifest row per row."""
 
     def __init__(self, root: Path, min_confidence: float, stats: StatsCollector, store: Any = None):
         self.root, self.min_confidence, self.stats, self.store = root, min_confidence, stats, store
-        self._manifest: IO[str] | None = None
-        self._writer: csv.DictWriter | None = None
+        self.dataset = DatasetDir(root)
         self._rows: set[tuple[str, str, str]] = set()
 
     @classmethod
@@ -48,15 +49,10 @@ class DatasetPipeline:
             (self.root / label).mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(f"*/{TMP_PREFIX}*"):      # a write_once cut short by a kill
             stale.unlink()
-        path = self.root / "manifest.csv"
-        is_new = not path.exists() or path.stat().st_size == 0
-        if not is_new:
+        path = self.dataset.manifest
+        if path.exists() and path.stat().st_size:
             repair_partial_line(path)
             self._rows = self._written_rows(path)
-        self._manifest = open(path, "a", newline="", encoding="utf-8", buffering=1)
-        self._writer = csv.DictWriter(self._manifest, MANIFEST_FIELDS)
-        if is_new:
-            self._writer.writeheader()
 
     @staticmethod
     def _written_rows(manifest: Path) -> set[tuple[str, str, str]]:
@@ -73,19 +69,28 @@ class DatasetPipeline:
             return item
         self._rows.add(key)
         data = item.body if item.body is not None else self._stored_bytes(item, self.root / rel)
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
         if data is not None and write_once(self.root / rel, data):
-            self.stats.inc_value(f"medcrawl/dataset/{item.label}")
-        self._writer.writerow({"file": rel, **item.row()})
+            self.stats.inc_value(f"medcrawl/dataset/{rel.split('/', 1)[0]}")
+        fix = self.dataset.corrections().get(item.sha256)
+        reviewed = {"label": fix.new_label, "modality": fix.new_modality} if fix else {}
+        self.dataset.append_rows([{"file": rel, **item.row(), **reviewed}])
         return item
 
-    @staticmethod
-    def relative_path(item: ImageItem) -> str:
-        """The image's file in the dataset: ``<label>/<sha256>.<ext>``."""
-        return f"{item.label}/{file_name(item)}"
+    def relative_path(self, item: ImageItem) -> str:
+        """The image's file: ``<label>/<sha256>.<ext>``, the reviewer's label first, else uncertain/."""
+        fix = self.dataset.corrections().get(item.sha256)
+        if fix is not None:
+            folder = folder_for(fix.new_label, fix.new_modality)
+        elif confident(item, self.min_confidence):
+            folder = folder_for(item.label, item.modality)
+        else:
+            folder = UNCERTAIN
+        return f"{folder}/{file_name(item)}"
 
     def qualifies(self, item: ImageItem) -> bool:
-        """A labelled image confident enough for the training set."""
-        return confident(item, self.min_confidence)
+        """A labelled image (its folder says how confidently)."""
+        return confident(item, 0.0)
 
     def _stored_bytes(self, item: ImageItem, target: Path) -> bytes | None:
         """A row without bytes (URL up to date): its file from the local store, if needed and there."""
@@ -93,7 +98,3 @@ class DatasetPipeline:
             return None
         source = Path(self.store.basedir, item.path)
         return source.read_bytes() if source.is_file() else None
-
-    def close_spider(self) -> None:
-        if self._manifest is not None:
-            self._manifest.close()
