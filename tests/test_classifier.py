@@ -127,3 +127,20 @@ def test_every_model_file_is_verified(modality_model, tmp_path):
     (broken / "model.keras").write_bytes(bytes(blob))
     with pytest.raises(ModelError, match="model.keras is corrupt"):
         Classifier.load(broken, engine="litert")
+
+
+def test_labelling_fills_the_modality_and_keeps_a_tag(engines):
+    from medcrawl.items import ImageItem
+    from medcrawl.model.labelling import label_items
+    clf = engines["litert"]
+    mri, photo = ImageItem(body=mri_png()), ImageItem(body=photo_jpeg())
+    label_items(clf, [mri, photo], min_size=0)
+    expected = clf.classify_arrays([clf.prepare(mri_png())[1]])[0]
+    assert (mri.label, mri.modality, mri.model_modality) == ("medical", expected.modality, "")
+    assert mri.modality_confidence == pytest.approx(expected.modality_confidence, abs=1e-6)
+    assert (photo.label, photo.modality, photo.modality_confidence) == ("non-medical", "", None)
+    other = next(m for m in clf.modalities if m != expected.modality)
+    same, differs = (ImageItem(body=mri_png(), modality=m) for m in (expected.modality, other))
+    label_items(clf, [same, differs], min_size=0)         # a modality from a DICOM tag stays
+    assert (same.modality, same.model_modality, same.modality_confidence) == (expected.modality, "", 1.0)
+    assert (differs.modality, differs.model_modality) == (other, expected.modality)

@@ -7,7 +7,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from medcrawl.model.classifier import Classifier
+from medcrawl.model.classifier import Classifier, Prediction
 from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError
 from medcrawl.items import ImageItem
 
@@ -37,16 +37,33 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
     for item, result in zip(todo, _decode_map(prepare, todo)):
         if isinstance(result, ImageError):
             item.fail(result.reason, result.status)
+            item.width, item.height = result.size or (item.width, item.height)
+            item.modality = ""                    # failed rows have no modality, not even a tag's
             continue
         info, array = result
-        item.width, item.height, item.format = info.width, info.height, info.format
+        item.width, item.height = info.width, info.height
+        item.format = item.format or info.format  # a rendered DICOM/NIfTI frame keeps its file's format
         ready.append(item)
         arrays.append(array)
     for item, verdict in zip(ready, classifier.classify_arrays(arrays)):
         item.label, item.confidence = verdict.label, round(verdict.confidence, 6)
         item.medical_probability = round(verdict.medical_probability, 6)
         item.model, item.status, item.error = classifier.name, "ok", ""
+        set_modality(item, verdict)
     return items
+
+
+def set_modality(item: ImageItem, verdict: Prediction) -> None:
+    """The model's modality; one already set (from a DICOM tag) stays, the model's differing one
+    goes to ``model_modality``."""
+    confidence = None if verdict.modality_confidence is None else round(verdict.modality_confidence, 6)
+    if not item.modality:
+        item.modality, item.modality_confidence, item.model_modality = verdict.modality, confidence, ""
+        return
+    if item.modality_confidence is None:
+        item.modality_confidence = 1.0            # the file says so
+    differs = verdict.modality and verdict.modality != item.modality
+    item.model_modality = verdict.modality if differs else ""
 
 
 def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels: int | None):
