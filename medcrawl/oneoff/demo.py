@@ -141,7 +141,8 @@ def collect_images(folder: Path, log=print) -> list[SiteImage]:
     from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
     from medcrawl.samples.build import MAIN_SOURCES, build
     from medcrawl.samples.dicom import PydicomNM
-    from medcrawl.samples.hard import Charts, Documents, Fundus, Histology
+    from medcrawl.samples.documents import Charts, Documents
+    from medcrawl.samples.hard import Fundus, Histology
     from medcrawl.samples.packages import INSTALL_SCRIPT, MissingPackageError
     from medcrawl.samples.sources import HARD, MAIN
 

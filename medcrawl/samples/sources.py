@@ -160,3 +160,40 @@ class SampleFiles(FileSource):
 
     def licence_for(self, key: str) -> str:
         return SAMPLE_LICENCES.get(Path(key).name, "")
+
+
+class HardSource(Source):
+    """A source that exists only in the hard set."""
+
+    hard_every = 1
+
+
+class Derived(HardSource):
+    """Samples of other sources' hard pools, changed by ``transform``."""
+
+    bases: tuple[type[Source], ...] = ()
+
+    def __init__(self):
+        self._bases = {cls.name: cls() for cls in self.bases}
+
+    @property
+    def packages(self):
+        return tuple(dict.fromkeys(p for b in self._bases.values() for p in b.packages))
+
+    def all_keys(self) -> list[str]:
+        return [f"{name}|{key}" for name, base in self._bases.items() for key in base.keys(HARD)]
+
+    def load(self, key: str, rng: random.Random) -> Iterator[Sample]:
+        name, _, inner = key.partition("|")
+        for sample in self._bases[name].load(inner, rng):
+            yield from self.transform(sample, rng)
+
+    def transform(self, sample: Sample, rng: random.Random) -> Iterator[Sample]:
+        yield sample
+
+
+def restyle(sample: Sample, image: Image.Image, modality: str = "", suffix: str = "",
+            lossless: bool | None = None) -> Sample:
+    """A copy of ``sample`` holding a new image (origin bytes dropped)."""
+    return Sample(image, sample.origin_path + suffix, modality or sample.modality, sample.package,
+                  None, sample.lossless if lossless is None else lossless, sample.licence)
