@@ -45,8 +45,20 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"x")
                 self.wfile.flush()
                 time.sleep(0.1)
+        elif self.path.startswith("/trickle-"):
+            self._trickle(self.path.removeprefix("/trickle-"))
         else:
             self._send(404, b"not here", "text/plain")
+
+    def _trickle(self, part: str) -> None:
+        """A valid start, then one byte every 0.1 s of the status line, a header or a chunk size."""
+        start = {"status": b"HTTP/1.1 200 ", "headers": b"HTTP/1.1 200 OK\r\nX-Slow: ",
+                 "chunks": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1"}[part]
+        self.wfile.write(start)
+        for _ in range(3000):
+            self.wfile.write(b"0")
+            self.wfile.flush()
+            time.sleep(0.1)
 
     def _send(self, status, body, ctype, extra=None):
         self.send_response(status)
@@ -168,6 +180,16 @@ def test_timeout_covers_a_slowly_trickled_body(server):
         local(timeout=0.5).get(f"{server}/slow")
     assert info.value.reason == "timeout"
     assert time.monotonic() - start < 1.5
+
+
+@pytest.mark.parametrize("part", ["status", "headers", "chunks"])
+def test_timeout_covers_a_trickled_status_line_headers_and_chunk_sizes(server, part):
+    """One byte every 0.1 s never trips a per-read timeout; the deadline still ends the fetch."""
+    start = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        local(timeout=1.0).get(f"{server}/trickle-{part}")
+    assert info.value.reason == "timeout"
+    assert time.monotonic() - start < 3.0
 
 
 @pytest.mark.parametrize("url, reason", [

@@ -4,6 +4,8 @@ The guard resolves the host first, refuses the request if any address is not pub
 loopback, link-local, multicast, reserved, unspecified, shared) and then connects to the address
 it checked, so a second DNS answer cannot swap in another one. Every redirect hop is checked the
 same way. Proxies from the environment are not used: a proxy would bypass the guard.
+The time limit bounds the whole fetch (connect, status line, headers, chunk sizes, body): a
+watchdog shuts the socket down at the deadline, however slowly the server trickles bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -129,39 +132,53 @@ class Fetcher:
         except ValueError as exc:
             raise FetchError("bad_url", f"{url}: {exc}") from None
         address = self.guard.resolve(parts.hostname, port)
-        conn = self._connection(parts.scheme, parts.hostname, port, address, deadline)
+        watchdog = Watchdog(deadline)
+        conn = self._connection(parts.scheme, parts.hostname, port, address, deadline, watchdog)
         try:
-            conn.request("GET", _target(parts), headers={
-                "User-Agent": self.limits.user_agent, "Accept": "*/*",
-                "Accept-Encoding": "gzip, deflate"})
-            sock = conn.sock            # getresponse() may drop conn.sock on "Connection: close"
-            resp = conn.getresponse()
-            if resp.status in REDIRECTS or resp.status >= 400:
-                return resp.status, resp.headers, b""
-            return resp.status, resp.headers, self._read(sock, resp, deadline, url)
-        except FetchError:
-            raise
-        except (TimeoutError, socket.timeout):
-            raise FetchError("timeout",
-                             f"{url} took longer than {self.limits.timeout:g}s") from None
-        except ssl.SSLError as exc:
-            raise FetchError("tls_error", f"{url}: {exc}") from None
-        except zlib.error as exc:
-            raise FetchError("bad_encoding", f"{url}: {exc}") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise FetchError("connection_error", f"{url}: {type(exc).__name__}: {exc}") from None
+            result = self._exchange(conn, parts, deadline, url)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a FetchError
+            raise self._failure(exc, url, watchdog.fired) from None
         finally:
+            watchdog.cancel()
             conn.close()
+        if watchdog.fired:          # the socket was shut mid-body: what was read is cut short
+            raise self._failure(TimeoutError(), url, True)
+        return result
 
-    def _connection(self, scheme, host, port, address, deadline) -> http.client.HTTPConnection:
+    def _exchange(self, conn, parts, deadline: float, url: str):
+        conn.request("GET", _target(parts), headers={
+            "User-Agent": self.limits.user_agent, "Accept": "*/*",
+            "Accept-Encoding": "gzip, deflate"})
+        sock = conn.sock            # getresponse() may drop conn.sock on "Connection: close"
+        resp = conn.getresponse()
+        if resp.status in REDIRECTS or resp.status >= 400:
+            return resp.status, resp.headers, b""
+        return resp.status, resp.headers, self._read(sock, resp, deadline, url)
+
+    def _failure(self, exc: Exception, url: str, deadline_passed: bool) -> FetchError:
+        """The FetchError for an exception raised while fetching ``url``."""
+        if isinstance(exc, FetchError):
+            return exc
+        if deadline_passed or isinstance(exc, (TimeoutError, socket.timeout)):
+            return FetchError("timeout", f"{url} took longer than {self.limits.timeout:g}s")
+        if isinstance(exc, ssl.SSLError):
+            return FetchError("tls_error", f"{url}: {exc}")
+        if isinstance(exc, zlib.error):
+            return FetchError("bad_encoding", f"{url}: {exc}")
+        if isinstance(exc, (OSError, http.client.HTTPException)):
+            return FetchError("connection_error", f"{url}: {type(exc).__name__}: {exc}")
+        raise exc
+
+    def _connection(self, scheme, host, port, address, deadline,
+                    watchdog: Watchdog) -> http.client.HTTPConnection:
         """A connection to ``host`` that opens its socket to the already checked ``address``."""
         timeout = _remaining(deadline, self.limits.timeout)
         if scheme == "https":
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn._create_connection = lambda _addr, tmo, src: socket.create_connection(
-            (address, port), tmo, src)
+        conn._create_connection = lambda _addr, tmo, src: watchdog.watch(
+            socket.create_connection((address, port), tmo, src))
         return conn
 
     def _read(self, sock, resp: http.client.HTTPResponse, deadline: float, url: str) -> bytes:
@@ -183,6 +200,38 @@ class Fetcher:
         if decoder:
             out += decoder.flush()
         return bytes(out)
+
+
+class Watchdog:
+    """Shut a fetch's socket down when its deadline passes, whatever the read is waiting for.
+
+    Socket timeouts bound each read only: a server that trickles the status line, headers or
+    chunk-size lines one byte at a time never trips them. The watchdog bounds the whole fetch.
+    """
+
+    def __init__(self, deadline: float):
+        self.deadline, self.fired = deadline, False
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """Start watching a newly connected socket; returns it."""
+        self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._fire, (sock,))
+        self._timer.daemon = True
+        self._timer.start()
+        return sock
+
+    def _fire(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.fired = True
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _target(parts) -> str:
