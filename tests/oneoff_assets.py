@@ -57,6 +57,7 @@ FOLDER_EXPECTED = {
     "broken.jpg": ("error", "truncated"),
     "fake.png": ("error", "not_an_image"),
     "empty.gif": ("error", "empty"),
+    "notes.txt": ("skipped", "unsupported_type"),         # reported, not read as an image
 }
 
 
@@ -72,7 +73,7 @@ def make_folder(root: Path) -> Path:
         "broken.jpg": photo[: len(photo) // 2],
         "fake.png": b"this is not an image at all\n" * 10,
         "empty.gif": b"",
-        "notes.txt": b"ignored: not an image suffix",
+        "notes.txt": b"not an image: a skipped row with reason unsupported_type",
         ".hidden/secret.png": mri,
     }
     for name, data in files.items():

@@ -84,7 +84,7 @@ def check_verdict(row: dict, classifier) -> None:
 def test_folder_rows(capsys, classifier, folder):
     code, rows, err = classify(capsys, folder)
     found = by_name(rows, folder)
-    assert set(found) == set(FOLDER_EXPECTED)            # no notes.txt, no hidden folder
+    assert set(found) == set(FOLDER_EXPECTED)            # notes.txt too; no hidden folder
     for name, (status, what) in FOLDER_EXPECTED.items():
         row = found[name]
         assert (row["status"], row["label"] if status == "ok" else row["error"]) == (status, what), name
@@ -224,11 +224,12 @@ def test_limits(capsys, folder, server):
 
 def test_batched_inference(capsys, classifier, folder, monkeypatch):
     calls = []
-    real = classifier.predict
-    monkeypatch.setattr(classifier, "predict", lambda batch: calls.append(len(batch)) or real(batch))
+    real = classifier.predict_all
+    monkeypatch.setattr(classifier, "predict_all", lambda batch: calls.append(len(batch)) or real(batch))
     code, rows, _ = classify(capsys, folder, "--batch-size", "2")
-    # sorted: [broken, drawing] [empty, fake] [icon (too small), photo] [mri, mri-copy]
-    assert len(rows) == 8 and calls == [1, 2]
+    # sorted: [broken, drawing] [empty, fake] [icon (too small), notes (unsupported)] [photo, mri]
+    # [mri-copy]
+    assert len(rows) == 9 and calls == [2, 1]
     calls.clear()
     classify(capsys, folder / "photo.jpg", folder / "scans")
     assert calls == [3]                                    # one call for all of them

@@ -44,6 +44,7 @@ CONTENT_TYPES = ("application/dicom",)
 EXTENSIONS = (".dcm", ".dicom")
 FRAME_CHOICES = "middle, all or a number of frames"
 
+IDENTIFYING_KEYWORDS = ("SOPClassUID", "Modality", "Rows", "StudyInstanceUID")
 NUMERIC_TAGS = ("Rows", "Columns", "NumberOfFrames", "BitsAllocated")
 IMAGE_KEYWORDS = ("Rows", "Columns", "BitsAllocated")
 # Files without file meta: the transfer syntax their encoding implies, by (implicit VR, little endian).
@@ -131,6 +132,8 @@ def check_image(ds: Dataset) -> None:
     meta = ds.file_meta
     if meta.get("MediaStorageSOPClassUID") == MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
         raise MedicalFileError("dicomdir", "a DICOMDIR index of other files, not an image")
+    if "MediaStorageSOPClassUID" not in meta and not any(k in ds for k in IDENTIFYING_KEYWORDS):
+        raise MedicalFileError("dicom_malformed", "neither file meta nor a DICOM object's attributes")
     if any(keyword in ds for keyword in PIXEL_KEYWORDS):
         missing = [keyword for keyword in IMAGE_KEYWORDS if keyword not in ds]
         if missing:

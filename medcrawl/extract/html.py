@@ -12,6 +12,7 @@ from w3lib.encoding import html_to_unicode
 from w3lib.html import strip_html5_whitespace
 from w3lib.url import safe_url_string
 
+from medcrawl.extract.medical import is_medical_name
 from medcrawl.model.images import IMAGE_SUFFIXES
 
 PDF_EXTENSIONS = frozenset({".pdf"})
@@ -37,6 +38,7 @@ class PageLinks:
     images: list[str] = field(default_factory=list)
     pdfs: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
+    medical: list[str] = field(default_factory=list)     # DICOM / NIfTI files (.dcm, .nii.gz, ...)
 
 
 def extract_page(html: str | bytes, base_url: str) -> PageLinks:
@@ -143,7 +145,9 @@ def css_background_urls(css: str | None) -> list[str]:
 
 
 def url_kind(url: str) -> str:
-    """``image``, ``pdf`` or ``page``, judged by the URL path's extension."""
+    """``image``, ``pdf``, ``medical`` or ``page``, judged by the URL path's extension."""
+    if is_medical_name(urlsplit(url).path):
+        return "medical"
     ext = splitext(urlsplit(url).path.lower())[1]
     if ext in IMAGE_SUFFIXES:
         return "image"
@@ -160,10 +164,13 @@ class _Collector:
 
     def __init__(self, base: str):
         self.base, self.result = base, PageLinks()
-        self._seen: dict[str, set[str]] = {"images": set(), "pdfs": set(), "links": set()}
+        self._seen: dict[str, set[str]] = {"images": set(), "pdfs": set(), "links": set(),
+                                           "medical": set()}
 
     def add(self, kind: str, raw: str | None) -> None:
         url = self.clean(raw)
+        if kind == "images" and url and is_medical_name(urlsplit(url).path):
+            kind = "medical"          # a DICOM/NIfTI file: rendered into rows, not one image
         if url and url not in self._seen[kind]:
             self._seen[kind].add(url)
             getattr(self.result, kind).append(url)
@@ -177,7 +184,7 @@ class _Collector:
         if not url:
             return
         kind = "pdf" if "pdf" in pdf_type.lower() else url_kind(url)
-        self.add({"image": "images", "pdf": "pdfs", "page": "links"}[kind], url)
+        self.add({"image": "images", "pdf": "pdfs", "page": "links", "medical": "medical"}[kind], url)
 
     def clean(self, raw: str | None) -> str | None:
         """Absolute http(s) URL without fragment, or None (data:, javascript:, mailto: ...)."""

@@ -75,3 +75,10 @@ def medical_rows(kind: str, data: bytes, url: str, source_url: str = "", source_
     return [ImageItem(image_url=f"{url}#frame={frame.label}", frame=frame.label, width=frame.width,
                       height=frame.height, modality=rendered.modality, body=frame.png,
                       original=original, **base) for frame in rendered.frames]
+
+
+def original_extension(kind: str, data: bytes) -> str:
+    """The file extension a DICOM or NIfTI file is stored under as it came."""
+    if kind == "nifti":
+        return "nii.gz" if data[:2] == nifti.GZIP_MAGIC else "nii"
+    return "dcm"

@@ -18,6 +18,7 @@ DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 EXTENSIONS = {
     "JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp",
     "TIFF": "tif", "MPO": "jpg", "ICO": "ico", "PPM": "ppm", "JPEG2000": "jp2",
+    "DICOM": "png", "NIFTI": "png",     # rows of DICOM/NIfTI files carry their frames as PNG
 }
 IMAGE_SUFFIXES = frozenset({f".{ext}" for ext in EXTENSIONS.values()} | {
     ".jpeg", ".jpe", ".jfif", ".tiff", ".svg", ".avif", ".j2k"})
@@ -31,8 +32,9 @@ MAGIC = (
 class ImageError(Exception):
     """An image that cannot be used, with a short machine-readable reason."""
 
-    def __init__(self, reason: str, detail: str = "", status: str = "error"):
-        self.reason, self.detail, self.status = reason, detail, status
+    def __init__(self, reason: str, detail: str = "", status: str = "error",
+                 size: tuple[int, int] | None = None):
+        self.reason, self.detail, self.status, self.size = reason, detail, status, size
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
@@ -196,7 +198,7 @@ def prepare(data: bytes, size: int, min_size: int = 0,
     img, info = open_image(data, max_pixels=max_pixels, draft_size=size)
     if min(info.width, info.height) < min_size:
         raise ImageError("too_small", f"{info.width}x{info.height} is below {min_size}x{min_size}",
-                         status="skipped")
+                         status="skipped", size=(info.width, info.height))
     return info, resize_square(to_rgb(img), size)
 
 

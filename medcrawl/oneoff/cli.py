@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from medcrawl import __version__
-from medcrawl.config import Config, model_location
+from medcrawl.config import Config, MedicalConfig, model_location
 from medcrawl.model.classifier import ENGINES, MEDICAL, Classifier, ModelError, load_shared
 from medcrawl.oneoff.fetch import FetchLimits
 
@@ -46,6 +46,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def dicom_frames(text: str) -> str:
+    """middle, all, or a frame count >= 1 (as MEDCRAWL_DICOM_FRAMES)."""
+    value = text.strip().lower()
+    if value in ("middle", "all") or (value.isdigit() and int(value) >= 1):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not middle, all or a number of frames >= 1")
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options shared by `classify` and `ui`: model, decoding, fetching limits."""
     p = argparse.ArgumentParser(add_help=False)
@@ -57,6 +65,9 @@ def common_options() -> argparse.ArgumentParser:
                    help="images per model call (default: %(default)s)")
     g.add_argument("--min-size", type=int, default=Config.min_size, metavar="PX",
                    help="skip images whose shorter side is below PX pixels (default: %(default)s)")
+    g.add_argument("--dicom-frames", type=dicom_frames, default=MedicalConfig.dicom_frames,
+                   metavar="middle|all|N", help="frames of a multi-frame DICOM file that become "
+                   "rows: the middle one, all, or N spread evenly (default: %(default)s)")
     g = p.add_argument_group("fetching")
     g.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                    help="time limit for each URL fetch, redirects included (default: %(default)s)")
@@ -202,7 +213,7 @@ def cmd_classify(args) -> int:
     fmt = args.format or _format_for(args.output)
     min_conf = classifier.threshold if args.min_confidence is None else args.min_confidence
     reader = InputReader(Fetcher(fetch_limits(args)), max_bytes=args.max_bytes,
-                         max_images=args.max_images)
+                         max_images=args.max_images, medical=medical_options(args))
     sources = expand(args.inputs)
     stats = Counter()
     with ExitStack() as stack:
@@ -236,10 +247,23 @@ def _format_for(output: str | None) -> str:
     return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "table")
 
 
+def medical_options(args):
+    """How DICOM/NIfTI inputs are rendered, from the command line."""
+    from medcrawl.extract.medical import MedicalOptions
+    return MedicalOptions(args.dicom_frames, Config.max_pixels)
+
+
 def _outcome(item) -> str:
     if item.status == "ok":
         return item.label
+    if item.error in NOT_IMAGES:           # a file or a PDF/page, not an image: counted apart
+        return f"{item.error}:{item.source_type}"
     return f"{item.status}:{item.error}"
+
+
+# Rows for inputs that are not images: files of a type medcrawl cannot read, PDFs and pages without
+# images. The summary counts them apart from the images.
+NOT_IMAGES = ("unsupported_type", "no_images")
 
 
 def _progress(args, sources: list[str]):
@@ -262,13 +286,23 @@ def _report(args, stats: Counter, truncated: bool, export) -> int:
                 f"non-medical, {skipped} skipped, {sum(errors.values())} unreadable")
         if export:
             line += f"; {len(export.files)} medical images in {export.directory}"
-        print(line, file=sys.stderr)
+        print(line + _not_images(stats), file=sys.stderr)
     if errors:
         reasons = ", ".join(f"{k}: {n}" for k, n in sorted(errors.items()))
         print(f"medcrawl: error: {sum(errors.values())} of {total} inputs/images could not be "
               f"read ({reasons}); see the status and error columns", file=sys.stderr)
         return EXIT_UNREADABLE
     return EXIT_OK
+
+
+def _not_images(stats: Counter) -> str:
+    """'; 2 files of unsupported type, 1 PDF without images' (empty when there are none)."""
+    parts = [(sum(n for k, n in stats.items() if k.startswith("unsupported_type:")),
+              "file of unsupported type", "files of unsupported type"),
+             (stats["no_images:pdf"], "PDF without images", "PDFs without images"),
+             (stats["no_images:html"], "page without images", "pages without images")]
+    text = ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
+    return f"; {text}" if text else ""
 
 
 def cmd_ui(args) -> int:
@@ -280,7 +314,7 @@ def cmd_ui(args) -> int:
     settings = ui.UiSettings(
         max_images=args.max_images, max_file_size=args.max_file_size, batch_size=args.batch_size,
         min_size=args.min_size, request_timeout=args.request_timeout,
-        concurrency=args.concurrency, fetch=fetch_limits(args),
+        concurrency=args.concurrency, fetch=fetch_limits(args), medical=medical_options(args),
         review=ui.ReviewSettings(Path(args.review_root or Path(args.review).parent if args.review else "."),
                                  args.review, args.review_store))
     ui.serve(classifier, settings, host=args.host, port=args.port)

@@ -19,12 +19,14 @@ from pathlib import Path
 from medcrawl.model.classifier import Classifier
 from medcrawl.extract.html import extract_page
 from medcrawl.oneoff.fetch import Fetcher, FetchError
-from medcrawl.model.images import IMAGE_SUFFIXES, sniff
+from medcrawl.model.images import IMAGE_SUFFIXES, content_extension, sniff
 from medcrawl.items import ImageItem
 from medcrawl.model.labelling import label_items
 from medcrawl.extract.pdf import looks_like_pdf, pdf_rows
+from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows
 
-# Files a directory walk picks up; a file named on the command line is always read.
+# Files read as images; any other file that is no PDF, DICOM or NIfTI gets a skipped row with
+# reason unsupported_type (a directory walk reports every file but hidden ones).
 FILE_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 logger = logging.getLogger(__name__)
@@ -38,12 +40,11 @@ def is_url(text: str) -> bool:
 
 
 def expand(inputs: Iterable[str]) -> list[str]:
-    """Inputs with directories replaced by the image and PDF files under them, sorted."""
+    """Inputs with directories replaced by the files under them (not hidden ones), sorted."""
     out = []
     for text in inputs:
         if not is_url(text) and os.path.isdir(text):
-            out.extend(str(p) for p in sorted(Path(text).rglob("*"))
-                       if p.suffix.lower() in FILE_SUFFIXES and p.is_file()
+            out.extend(str(p) for p in sorted(Path(text).rglob("*")) if p.is_file()
                        and not any(part.startswith(".") for part in p.relative_to(text).parts))
         else:
             out.append(text)
@@ -59,6 +60,7 @@ class InputReader:
     max_images: int | None = None         # None: no limit
     time_budget: float | None = None      # seconds for all fetches of one items() call
     workers: int = 8
+    medical: MedicalOptions = field(default_factory=MedicalOptions)   # DICOM frames, pixel limit
     truncated: bool = field(default=False, init=False)   # max_images cut the inputs short
     _deadline: float | None = field(default=None, init=False, repr=False)
 
@@ -97,6 +99,11 @@ class InputReader:
             return
         if looks_like_pdf(data):
             yield from self._pdf_items(data, path, limit)
+        elif kind := medical_format(data, path):
+            yield from medical_rows(kind, data, path, path, "file", self.medical)[:limit]
+        elif Path(path).suffix.lower() not in FILE_SUFFIXES and not content_extension(data):
+            yield ImageItem(image_url=path, source_url=path, source_type="file").fail(
+                "unsupported_type", "skipped")
         else:
             yield ImageItem(image_url=path, source_url=path, source_type="file", body=data)
 
@@ -109,6 +116,8 @@ class InputReader:
             return
         if looks_like_pdf(resp.body, resp.content_type):
             yield from self._pdf_items(resp.body, resp.url, limit)
+        elif kind := medical_format(resp.body, resp.url, resp.content_type):
+            yield from medical_rows(kind, resp.body, resp.url, url, "url", self.medical)[:limit]
         elif resp.content_type in HTML_TYPES or sniff(resp.body) == "html":
             yield from self._page_items(resp.body, resp.url, limit)
         else:
@@ -121,23 +130,29 @@ class InputReader:
 
     def _page_items(self, html: bytes, page_url: str, limit: int | None) -> Iterator[ImageItem]:
         """The images on one page, fetched a window at a time (no further crawling)."""
-        urls = list(dict.fromkeys(extract_page(html, page_url).images))[:limit]
+        links = extract_page(html, page_url)
+        urls = list(dict.fromkeys(links.images + links.medical))[:limit]
         if not urls:
             yield _no_images(page_url, "html")
         window = max(1, self.workers) * 4
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             for start in range(0, len(urls), window):
-                yield from pool.map(lambda u: self._page_image(u, page_url),
-                                    urls[start:start + window])
+                for rows in pool.map(lambda u: self._page_image(u, page_url),
+                                     urls[start:start + window]):
+                    yield from rows
 
-    def _page_image(self, url: str, page_url: str) -> ImageItem:
+    def _page_image(self, url: str, page_url: str) -> list[ImageItem]:
+        """One row for an image on the page; one per frame for a DICOM/NIfTI file it links."""
         item = ImageItem(image_url=url, source_url=page_url, source_type="html")
         try:
-            item.body = self.fetcher.get(url, self._deadline).body
+            resp = self.fetcher.get(url, self._deadline)
         except FetchError as exc:
             logger.warning("cannot fetch image %s on %s: %s", url, page_url, exc)
-            item.fail(exc.reason)
-        return item
+            return [item.fail(exc.reason)]
+        if kind := medical_format(resp.body, resp.url, resp.content_type):
+            return medical_rows(kind, resp.body, url, page_url, "html", self.medical)
+        item.body = resp.body
+        return [item]
 
 
 def _no_images(source: str, source_type: str) -> ImageItem:

@@ -22,6 +22,7 @@ from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
 from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
 from medcrawl.model.images import ImageError, open_image, to_rgb  # noqa: E402
 from medcrawl.oneoff.inputs import InputReader, is_url, labelled_batches  # noqa: E402
+from medcrawl.extract.medical import EXTENSIONS as MEDICAL_SUFFIXES, MedicalOptions  # noqa: E402
 from medcrawl.items import ROW_FIELDS, ImageItem  # noqa: E402
 from medcrawl.oneoff import review  # noqa: E402
 from medcrawl.oneoff.review import ReviewSettings  # noqa: E402
@@ -47,6 +48,7 @@ class UiSettings:
     queue_size: int = 32                     # requests waiting beyond that
     fetch: FetchLimits = field(default_factory=FetchLimits)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    medical: MedicalOptions = field(default_factory=MedicalOptions)   # DICOM frames, pixel limit
 
 
 @dataclass
@@ -74,7 +76,8 @@ class ClassifyService:
         out = self._request_dir()
         reader = InputReader(self.fetcher, max_bytes=self.settings.fetch.max_bytes,
                              max_images=self.settings.max_images,
-                             time_budget=self.settings.request_timeout)
+                             time_budget=self.settings.request_timeout,
+                             medical=self.settings.medical)
         export = MedicalExport(out / "medical", self.classifier.threshold)
         items, thumbs = [], {}
         for batch in labelled_batches(self.classifier, reader.items(inputs),
@@ -182,8 +185,8 @@ def _input_tabs() -> dict[str, gr.components.Component]:
     """The Upload, URL and PDF tabs: their inputs and buttons by name."""
     with gr.Tabs():
         with gr.Tab("Upload", id="upload"):
-            uploads = gr.File(label="Images", file_count="multiple", file_types=["image"],
-                              elem_id="uploads")
+            uploads = gr.File(label="Images, DICOM or NIfTI files", file_count="multiple",
+                              file_types=["image", *MEDICAL_SUFFIXES, ".gz"], elem_id="uploads")
             upload_btn = gr.Button("Classify uploads", variant="primary", elem_id="run-upload")
         with gr.Tab("URL", id="url"):
             url = gr.Textbox(label="Page or image URL", placeholder="https://…",

@@ -10,5 +10,5 @@ class ReleaseBodyPipeline:
 
     def process_item(self, item: ImageItem) -> ImageItem:
         if isinstance(item, ImageItem):
-            item.body = None
+            item.body = item.original = None
         return item

@@ -24,7 +24,9 @@ from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import ensure_awaitable, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
-from medcrawl.config import Config
+from medcrawl.config import Config, MedicalConfig
+from medcrawl.executor import OneThreadExecutor
+from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows, original_extension
 from medcrawl.failures import MediaFailure, failure_reason
 from medcrawl.items import ImageItem
 from medcrawl.model.classifier import load_shared
@@ -53,10 +55,10 @@ class ContentStore:
         self._stored: set[str] = set()
 
     @staticmethod
-    def key(data: bytes) -> tuple[str, str]:
+    def key(data: bytes, ext: str | None = None) -> tuple[str, str]:
         """(sha256, store path) of some bytes; the path is empty for non-image content."""
         sha = hashlib.sha256(data).hexdigest()
-        ext = content_extension(data)
+        ext = ext or content_extension(data)
         return sha, (f"full/{sha[:2]}/{sha}.{ext}" if ext else "")
 
     def is_stored(self, sha256: str) -> bool:
@@ -68,9 +70,10 @@ class ContentStore:
         if not stored:
             self.index.release(sha256)
 
-    async def persist(self, data: bytes, info: MediaPipeline.SpiderInfo) -> tuple[str, str]:
+    async def persist(self, data: bytes, info: MediaPipeline.SpiderInfo,
+                      ext: str | None = None) -> tuple[str, str]:
         """Store bytes unless this content is already stored; return (sha256, path)."""
-        sha, path = self.key(data)
+        sha, path = self.key(data, ext)
         if not path:
             self.stats.inc_value("medcrawl/store/not_an_image")
         elif self.is_stored(sha):
@@ -145,6 +148,11 @@ class ImageStorePipeline(FilesPipeline):
                                        + crawler.settings.getint("CONCURRENT_REQUESTS"), crawler)
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
             crawler.signals.connect(self.in_flight.leave, signal=signal)
+        medical = MedicalConfig.from_crawler(crawler)
+        self.medical = MedicalOptions(medical.dicom_frames, self.config.max_pixels,
+                                      medical.keep_original)
+        self.medical_thread = OneThreadExecutor("medcrawl-store-medical")
+        crawler.signals.connect(self.medical_thread.close, signal=signals.spider_closed)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
@@ -158,8 +166,12 @@ class ImageStorePipeline(FilesPipeline):
         if item.body is not None:
             try:
                 item.sha256, item.path = await self.content.persist(item.body, self.spiderinfo)
+                if item.original is not None:       # only with MEDCRAWL_DICOM_KEEP_ORIGINAL
+                    await self.content.persist(item.original, self.spiderinfo,
+                                               original_extension(item.format, item.original))
             except MediaFailure as exc:
                 item.fail(exc.reason, exc.status)
+            item.original = None
             return item
         return await super().process_item(item)
 
@@ -190,7 +202,29 @@ class ImageStorePipeline(FilesPipeline):
             raise MediaFailure(f"http_{response.status}")
         if not response.body:
             raise MediaFailure("empty")
+        content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
+        kind = medical_format(response.body, response.url, content_type)
+        if kind and isinstance(item, ImageItem):
+            response = response.replace(body=await self.medical_frame(item, kind, response.body, info))
         return await super().media_downloaded(response, request, info, item=item)
+
+    async def medical_frame(self, item: ImageItem, kind: str, data: bytes,
+                            info: MediaPipeline.SpiderInfo) -> bytes:
+        """A DICOM/NIfTI file behind an image URL: the row becomes its first rendered frame."""
+        rows = await self.medical_thread.run(medical_rows, kind, data, item.image_url,
+                                             item.source_url, item.source_type, self.medical,
+                                             item.pdf_page)
+        first = rows[0]
+        if first.status:
+            raise MediaFailure(first.error)
+        if len(rows) > 1:
+            logger.warning("%s %s is linked as an image: its row has frame %s of %d frames",
+                           kind.upper(), item.image_url, first.frame, len(rows))
+            self.stats.inc_value("medcrawl/medical/frames_not_in_rows", len(rows) - 1)
+        item.frame, item.format, item.modality = first.frame, first.format, first.modality
+        if first.original is not None:
+            await self.content.persist(first.original, info, original_extension(kind, data))
+        return first.body
 
     def media_failed(self, failure: Any, request: Request, info: MediaPipeline.SpiderInfo) -> Any:
         reason, status = failure_reason(failure.value)
