@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medcrawl import settings as defaults
+from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -85,6 +86,8 @@ class Config(_Section):
     offsite_media: bool = defaults.MEDCRAWL_OFFSITE_MEDIA
     dataset_dir: str | None = defaults.MEDCRAWL_DATASET_DIR
     dataset_min_confidence: float = defaults.MEDCRAWL_DATASET_MIN_CONFIDENCE
+    dataset_layout: str = defaults.MEDCRAWL_DATASET_LAYOUT          # flat | modality (DIR/medical/<modality>/)
+    dataset_modalities: tuple[str, ...] = tuple(defaults.MEDCRAWL_DATASET_MODALITIES)   # () : every image
     logstats_interval: float = defaults.MEDCRAWL_LOGSTATS_INTERVAL
     report: str | None = defaults.MEDCRAWL_REPORT    # HTML report of the crawl, written when it ends
 
@@ -105,6 +108,9 @@ class Config(_Section):
             dataset_dir=settings.get("MEDCRAWL_DATASET_DIR") or d.dataset_dir,
             dataset_min_confidence=typed(settings, "getfloat", "MEDCRAWL_DATASET_MIN_CONFIDENCE",
                                                      d.dataset_min_confidence),
+            dataset_layout=(settings.get("MEDCRAWL_DATASET_LAYOUT") or d.dataset_layout).strip().lower(),
+            dataset_modalities=tuple(m.strip().lower() for m in settings.getlist("MEDCRAWL_DATASET_MODALITIES")
+                                     if m.strip()),
             logstats_interval=typed(settings, "getfloat", "MEDCRAWL_LOGSTATS_INTERVAL", d.logstats_interval),
             report=settings.get("MEDCRAWL_REPORT") or d.report,
         )
@@ -120,8 +126,17 @@ class Config(_Section):
             "MEDCRAWL_MAX_PIXELS must be >= 0": (self.max_pixels or 0) >= 0,
             "MEDCRAWL_PDF_MAX_IMAGES must be >= 0": (self.pdf_max_images or 0) >= 0,
             "MEDCRAWL_DATASET_MIN_CONFIDENCE must be within 0..1": 0 <= self.dataset_min_confidence <= 1,
+            "MEDCRAWL_DATASET_LAYOUT must be flat or modality": self.dataset_layout in ("flat", "modality"),
+            f"MEDCRAWL_DATASET_MODALITIES: unknown {', '.join(unknown_modalities(self.dataset_modalities))} "
+            f"(choose from {', '.join(MODALITIES + (OTHER_MODALITY,))})":
+                not unknown_modalities(self.dataset_modalities),
             "MEDCRAWL_LOGSTATS_INTERVAL must be >= 0": self.logstats_interval >= 0,
         })
+
+
+def unknown_modalities(names: tuple[str, ...] | list[str]) -> list[str]:
+    """The names that are not a modality a row can have."""
+    return [n for n in names if n not in MODALITIES and n != OTHER_MODALITY]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from medcrawl.files import TMP_PREFIX, repair_partial_line
 from medcrawl.items import ROW_FIELDS
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY
 
 UNUSABLE, UNCERTAIN = "unusable", "uncertain"
 LABELS = (MEDICAL, NON_MEDICAL, UNUSABLE)        # what a reviewer may decide
@@ -42,16 +42,22 @@ class Correction:
 CORRECTION_FIELDS = tuple(f.name for f in fields(Correction))
 
 
-def folder_for(label: str, modality: str = "") -> str:
-    """The dataset folder of a label: ``medical``, ``non-medical``, ``unusable`` or ``uncertain``."""
-    return label
+def folder_for(label: str, modality: str = "", by_modality: bool = False) -> str:
+    """The dataset folder of a label: ``medical``, ``non-medical``, ``unusable`` or ``uncertain``;
+    ``medical/<modality>`` in a dataset sorted by modality."""
+    return f"{label}/{modality or OTHER_MODALITY}" if by_modality and label == MEDICAL else label
+
+
+def sorted_by_modality(rows: list[dict]) -> bool:
+    """Whether a manifest's files lie in ``medical/<modality>/`` folders."""
+    return any(r["file"].startswith(f"{MEDICAL}/") and r["file"].count("/") == 2 for r in rows)
 
 
 class DatasetDir:
     """A dataset folder: its manifest, its corrections, and the lock that orders changes to them."""
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, by_modality: bool | None = None):
+        self.root, self.by_modality = Path(root), by_modality    # None: as the manifest's files lie
         self.manifest = self.root / "manifest.csv"
         self.corrections_file = self.root / "corrections.csv"
         self._cache: tuple[tuple[int, int], dict[str, Correction]] | None = None
@@ -110,7 +116,8 @@ class DatasetDir:
     def _apply(self, correction: Correction, rows: list[dict], mine: list[dict]) -> None:
         """Move the image to its new folder and point its manifest rows there."""
         source = self.root / mine[0]["file"]
-        rel = f"{folder_for(correction.new_label, correction.new_modality)}/{Path(source).name}"
+        by_modality = sorted_by_modality(rows) if self.by_modality is None else self.by_modality
+        rel = f"{folder_for(correction.new_label, correction.new_modality, by_modality)}/{Path(source).name}"
         target = self.root / rel
         if source != target:
             target.parent.mkdir(parents=True, exist_ok=True)

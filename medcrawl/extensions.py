@@ -27,7 +27,8 @@ PREFIX = "medcrawl/"
 
 
 class HarvestStats:
-    """Stats keys ``medcrawl/status/*``, ``medcrawl/label/*``, ``medcrawl/error/*``, ``medcrawl/skipped/*``.
+    """Stats keys ``medcrawl/status/*``, ``medcrawl/label/*``, ``medcrawl/modality/*``, ``medcrawl/error/*``,
+    ``medcrawl/skipped/*``.
 
     Rows are counted when scraped; ``medcrawl/images_found`` is counted by the spider and
     ``medcrawl/stored`` by the store, so the progress line shows what is still in the pipelines.
@@ -60,6 +61,8 @@ class HarvestStats:
         inc(f"{PREFIX}status/{item.status or 'unknown'}")
         if item.status == "ok":
             inc(f"{PREFIX}label/{item.label}")
+            if item.modality:
+                inc(f"{PREFIX}modality/{item.modality}")
         elif item.status in ("error", "skipped"):
             inc(f"{PREFIX}{item.status}/{item.error or 'unknown'}")
 
@@ -79,14 +82,25 @@ class HarvestStats:
 
     def reasons(self) -> str:
         """'error/http_404=3, skipped/too_small=2, ...' sorted by count."""
-        counts = {k[len(PREFIX):]: v for k, v in self.stats.get_stats().items()
-                  if k.startswith((f"{PREFIX}error/", f"{PREFIX}skipped/"))}
+        return self.counts("error/", "skipped/")
+
+    def modalities(self) -> str:
+        """'ct=3, mri=2, ...': rows per modality, sorted by count."""
+        return self.counts("modality/", keep_prefix=False)
+
+    def counts(self, *prefixes: str, keep_prefix: bool = True) -> str:
+        """'key=count, ...' of the stats under ``medcrawl/<prefix>``, most first."""
+        counts = {k[len(PREFIX):] if keep_prefix else k.split("/", 2)[2]: v
+                  for k, v in self.stats.get_stats().items()
+                  if k.startswith(tuple(PREFIX + p for p in prefixes))}
         return ", ".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         if self.task is not None and self.task.running:
             self.task.stop()
         logger.info("Harvest finished (%s): %s", reason, self.summary())
+        if self.modalities():
+            logger.info("Harvest modalities (rows): %s", self.modalities())
         if self.reasons():
             logger.info("Harvest skipped/error reasons: %s", self.reasons())
 

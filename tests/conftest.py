@@ -138,6 +138,14 @@ def modality_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def one_output_model(tmp_path_factory) -> Path:
+    """A model without a modality head (random weights, 64 px): what the product does with one."""
+    from modality_model import build_one_output_model
+
+    return build_one_output_model(tmp_path_factory.mktemp("one-output"))
+
+
+@pytest.fixture(scope="session")
 def serve() -> Callable:
     """The serve_folder context manager, for tests that build their own site."""
     return serve_folder

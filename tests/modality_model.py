@@ -1,8 +1,9 @@
 """A real two-output model (medical probability + modality) for tests, until the default model has one.
 
-Built with training.model's builders: the default model's backbone and medical head (so its
-medical / non-medical labels are the default model's), plus a modality head with seeded random
-weights (its classes are arbitrary but fixed), saved with training.export like a trained model.
+Built with training.model's builders: the default model's backbone and medical head, a low
+threshold (so that a test site has many medical rows: clear photos and portraits stay
+non-medical), plus a modality head with seeded random weights (its classes are arbitrary but
+fixed), saved with training.export like a trained model.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from medcrawl.config import model_location
 from medcrawl.model.classifier import MODALITIES, Classifier
 
 MIN_CONFIDENCE = 0.2          # the fixture's "other" threshold
+THRESHOLD = 0.05              # low, so that many of a test site's images count as medical
 
 
 def modality_model_dir(workdir: Path) -> Path:
@@ -41,10 +43,23 @@ def build_two_output_model(base_dir: Path, out: Path) -> Path:
     calibration = meta["calibration"]
     model = make_model(meta["input_size"], head, calibration["scale"], calibration["bias"],
                        modality_head=modality_head)
-    keep = {k: meta[k] for k in ("version", "engine", "labels", "threshold", "calibration")}
-    fixture_meta = {**keep, "name": "fixture-two-output", "modalities": list(MODALITIES),
-                    "modality_min_confidence": MIN_CONFIDENCE}
+    keep = {k: meta[k] for k in ("version", "engine", "labels", "calibration")}
+    fixture_meta = {**keep, "name": "fixture-two-output", "threshold": THRESHOLD,
+                    "modalities": list(MODALITIES), "modality_min_confidence": MIN_CONFIDENCE}
     size = meta["input_size"]
     probe = np.random.default_rng(0).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
     save_model_dir(model, out, fixture_meta, probe)
+    return out
+
+
+def build_one_output_model(out: Path) -> Path:
+    """A one-output model (like medcrawl-v1): random backbone at 64 px, saved like a trained one."""
+    import keras
+    from training.export import save_model_dir
+    from training.model import make_head, make_model
+
+    keras.utils.set_random_seed(3)
+    probe = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    save_model_dir(make_model(64, make_head(), weights=None), out,
+                   {"name": "one-output", "version": "1", "engine": "litert", "threshold": 0.5}, probe)
     return out

@@ -17,20 +17,6 @@ def engines(modality_model) -> dict[str, Classifier]:
     return {e: Classifier.load(modality_model, engine=e) for e in ("keras", "litert")}
 
 
-@pytest.fixture(scope="module")
-def one_output(tmp_path_factory):
-    """A one-output model (like medcrawl-v1): random backbone at 64 px, saved like a trained one."""
-    import keras
-    from training.export import save_model_dir
-    from training.model import make_head, make_model
-    keras.utils.set_random_seed(3)
-    out = tmp_path_factory.mktemp("one-output")
-    probe = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    save_model_dir(make_model(64, make_head(), weights=None), out,
-                   {"name": "one", "version": "1", "engine": "litert", "threshold": 0.5}, probe)
-    return out
-
-
 def batch(clf: Classifier, n: int = 6) -> np.ndarray:
     rng = np.random.default_rng(5)
     arrays = [clf.prepare(data)[1] for data in (mri_png(), photo_jpeg())]
@@ -79,9 +65,9 @@ def test_other_below_the_minimum_confidence(engines):
     assert clf.verdict(0.0, confident).modality == ""
 
 
-def test_one_output_model_has_no_modality(one_output):
+def test_one_output_model_has_no_modality(one_output_model):
     for engine in ("keras", "litert"):
-        clf = Classifier.load(one_output, engine=engine)
+        clf = Classifier.load(one_output_model, engine=engine)
         assert clf.modalities == ()
         verdicts = clf.classify_arrays(list(batch(clf, 4)))
         assert len(verdicts) == 4 and all((v.modality, v.modality_confidence) == ("", None) for v in verdicts)
@@ -101,8 +87,8 @@ def edited(src, dest, **changes):
 
 
 @pytest.mark.parametrize("engine", ["keras", "litert"])
-def test_outputs_must_match_model_json(one_output, modality_model, tmp_path, engine):
-    claims = edited(one_output, tmp_path / "claims", modalities=["ct", "mri"], modality_min_confidence=0.5)
+def test_outputs_must_match_model_json(one_output_model, modality_model, tmp_path, engine):
+    claims = edited(one_output_model, tmp_path / "claims", modalities=["ct", "mri"], modality_min_confidence=0.5)
     with pytest.raises(ModelError, match="lists 2 modalities"):
         Classifier.load(claims, engine=engine)
     silent = edited(modality_model, tmp_path / "silent", modalities=None)

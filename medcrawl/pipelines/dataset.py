@@ -1,5 +1,8 @@
 """Write labelled images as a training set: DIR/<label>/<sha256>.<ext> + manifest.csv.
 
+With MEDCRAWL_DATASET_LAYOUT=modality medical images go to DIR/medical/<modality>/; with
+MEDCRAWL_DATASET_MODALITIES only images of those modalities enter the dataset.
+
 Images labelled less confidently than the minimum go to DIR/uncertain/ (listed in the manifest too),
 and a reviewer's correction in DIR/corrections.csv decides an image's folder over the model.
 
@@ -23,16 +26,18 @@ from medcrawl.config import Config
 from medcrawl.corrections import MANIFEST_FIELDS, UNCERTAIN, DatasetDir, folder_for
 from medcrawl.files import TMP_PREFIX, confident, file_name, repair_partial_line, write_once
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY, load_shared
 from medcrawl.pipelines.store import store_uri
 
 
 class DatasetPipeline:
     """One file per unique labelled image (uncertain/ below the minimum); one manifest row per row."""
 
-    def __init__(self, root: Path, min_confidence: float, stats: StatsCollector, store: Any = None):
+    def __init__(self, root: Path, min_confidence: float, stats: StatsCollector, store: Any = None,
+                 by_modality: bool = False, modalities: tuple[str, ...] = ()):
         self.root, self.min_confidence, self.stats, self.store = root, min_confidence, stats, store
-        self.dataset = DatasetDir(root)
+        self.by_modality, self.modalities = by_modality, modalities
+        self.dataset = DatasetDir(root, by_modality)
         self._rows: set[tuple[str, str, str]] = set()
 
     @classmethod
@@ -42,13 +47,17 @@ class DatasetPipeline:
             raise NotConfigured("MEDCRAWL_DATASET_DIR is not set")
         uri = store_uri(crawler.settings) or ""
         store = FSFilesStore(uri) if "://" not in uri or uri.startswith("file://") else None
-        return cls(Path(config.dataset_dir), config.dataset_min_confidence, crawler.stats, store)
+        by_modality = config.dataset_layout == "modality"
+        if by_modality or config.dataset_modalities:
+            check_modality_model(config)
+        return cls(Path(config.dataset_dir), config.dataset_min_confidence, crawler.stats, store,
+                   by_modality, config.dataset_modalities)
 
     def open_spider(self) -> None:
         for label in (MEDICAL, NON_MEDICAL):
             (self.root / label).mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f"*/{TMP_PREFIX}*"):      # a write_once cut short by a kill
-            stale.unlink()
+        for stale in [*self.root.glob(f"*/{TMP_PREFIX}*"), *self.root.glob(f"*/*/{TMP_PREFIX}*")]:
+            stale.unlink()                                    # a write_once cut short by a kill
         path = self.dataset.manifest
         if path.exists() and path.stat().st_size:
             repair_partial_line(path)
@@ -81,16 +90,21 @@ class DatasetPipeline:
         """The image's file: ``<label>/<sha256>.<ext>``, the reviewer's label first, else uncertain/."""
         fix = self.dataset.corrections().get(item.sha256)
         if fix is not None:
-            folder = folder_for(fix.new_label, fix.new_modality)
+            folder = folder_for(fix.new_label, fix.new_modality, self.by_modality)
         elif confident(item, self.min_confidence):
-            folder = folder_for(item.label, item.modality)
+            folder = folder_for(item.label, item.modality, self.by_modality)
         else:
             folder = UNCERTAIN
         return f"{folder}/{file_name(item)}"
 
     def qualifies(self, item: ImageItem) -> bool:
-        """A labelled image (its folder says how confidently)."""
-        return confident(item, 0.0)
+        """A labelled image (its folder says how confidently) of a wanted modality."""
+        if not confident(item, 0.0):
+            return False
+        if not self.modalities:
+            return True
+        fix = self.dataset.corrections().get(item.sha256)
+        return (fix.new_modality if fix else item.modality) in self.modalities
 
     def _stored_bytes(self, item: ImageItem, target: Path) -> bytes | None:
         """A row without bytes (URL up to date): its file from the local store, if needed and there."""
@@ -98,3 +112,15 @@ class DatasetPipeline:
             return None
         source = Path(self.store.basedir, item.path)
         return source.read_bytes() if source.is_file() else None
+
+
+def check_modality_model(config: Config) -> None:
+    """The modality layout and filter need a model that names modalities (and the ones asked for)."""
+    classifier = load_shared(config.model, config.model_engine)
+    names = set(classifier.modalities) | {OTHER_MODALITY}
+    missing = [m for m in config.dataset_modalities if m not in names]
+    if not classifier.modalities or missing:
+        raise ValueError(
+            "invalid medcrawl settings: MEDCRAWL_DATASET_LAYOUT=modality and MEDCRAWL_DATASET_MODALITIES "
+            f"need a model with a modality head that names them; {classifier.name} "
+            + (f"does not name {', '.join(missing)}" if classifier.modalities else "has none"))
