@@ -11,11 +11,15 @@ from dataclasses import dataclass
 import pymupdf
 
 from medcrawl.items import ImageItem
+from medcrawl.model.images import DEFAULT_MAX_PIXELS
 
 # Compressed image streams kept as their original bytes when no mask or colour conversion is
 # needed; every other image is decoded by MuPDF and written as a lossless PNG.
 ORIGINAL_STREAMS = {"DCTDecode": "jpg", "JPXDecode": "jp2"}
 PDF_CONTENT_TYPES = ("application/pdf", "application/x-pdf", "application/acrobat")
+# Colour components by colour space name (others, e.g. ICCBased or Indexed, are counted as 4).
+COMPONENTS = {"/DeviceGray": 1, "/CalGray": 1, "/DeviceRGB": 3, "/CalRGB": 3, "/Lab": 3,
+              "/DeviceCMYK": 4}
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class PdfImage:
     xref: int
     width: int
     height: int
+    error: str = ""        # set, with no data, for an image refused before decoding
 
 
 class PdfError(Exception):
@@ -50,8 +55,14 @@ def looks_like_pdf(data: bytes, content_type: str = "") -> bool:
     return b"%PDF-" in data[:1024]
 
 
-def extract_pdf_images(data: bytes, max_images: int | None = None) -> list[PdfImage]:
-    """Every distinct image (by xref) in page order; raises PdfError for unreadable PDFs."""
+def extract_pdf_images(data: bytes, max_images: int | None = None,
+                       max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[PdfImage]:
+    """Every distinct image (by xref) in page order; raises PdfError for unreadable PDFs.
+
+    An image (or its soft mask) whose dictionary declares more than ``max_pixels`` pixels, or
+    more decoded bytes than ``max_pixels`` RGBA pixels, is not decoded (whatever its filter:
+    Flate, JBIG2, JPX, ...): its PdfImage has no data and ``error="decompression_bomb"``.
+    """
     doc = _open(data)
     try:
         found: list[PdfImage] = []
@@ -62,7 +73,9 @@ def extract_pdf_images(data: bytes, max_images: int | None = None) -> list[PdfIm
                 if xref in seen:
                     continue
                 seen.add(xref)
-                found.append(_extract(doc, xref, smask, stream_filter, pno + 1))
+                oversized = _oversized(doc, xref, max_pixels) or _oversized(doc, smask, max_pixels)
+                found.append(PdfImage(b"", "bin", pno + 1, xref, *oversized, error="decompression_bomb")
+                             if oversized else _extract(doc, xref, smask, stream_filter, pno + 1))
                 if max_images and len(found) >= max_images:
                     return found
         return found
@@ -70,23 +83,49 @@ def extract_pdf_images(data: bytes, max_images: int | None = None) -> list[PdfIm
         doc.close()
 
 
-def pdf_rows(data: bytes, url: str, max_images: int | None = None) -> list[ImageItem]:
+def pdf_rows(data: bytes, url: str, max_images: int | None = None,
+             max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[ImageItem]:
     """One row per distinct embedded image (bytes in hand), or one error row for an unreadable PDF."""
     try:
-        images = extract_pdf_images(data, max_images)
+        images = extract_pdf_images(data, max_images, max_pixels)
     except PdfError as exc:
         logger.warning("cannot read PDF %s: %s", url, exc)
         return [pdf_error_row(url, exc.reason)]
     except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
         logger.warning("PDF %s failed: %r", url, exc)
         return [pdf_error_row(url, "pdf_failed")]
-    return [ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}", source_url=url,
-                      source_type="pdf", pdf_page=image.page, body=image.data) for image in images]
+    return [_row(image, url) for image in images]
+
+
+def _row(image: PdfImage, url: str) -> ImageItem:
+    item = ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}", source_url=url,
+                     source_type="pdf", pdf_page=image.page, body=image.data or None)
+    if image.error:
+        item.width, item.height = image.width, image.height
+        item.fail(image.error)
+    return item
 
 
 def pdf_error_row(url: str, reason: str, status: str = "error") -> ImageItem:
     """The one row of a PDF that could not be fetched or read."""
     return ImageItem(image_url=url, source_url=url, source_type="pdf").fail(reason, status)
+
+
+def _oversized(doc: pymupdf.Document, xref: int, max_pixels: int | None) -> tuple[int, int] | None:
+    """(width, height) from an image's dictionary when decoding it would pass the limit, else None."""
+    if not max_pixels or not xref:
+        return None
+    width, height, bpc = (_int_key(doc, xref, key) for key in ("Width", "Height", "BitsPerComponent"))
+    components = COMPONENTS.get(doc.xref_get_key(xref, "ColorSpace")[1], 4)
+    decoded_bytes = width * height * components * max(bpc, 8) // 8
+    if width * height > max_pixels or decoded_bytes > 4 * max_pixels:
+        return width, height
+    return None
+
+
+def _int_key(doc: pymupdf.Document, xref: int, key: str) -> int:
+    kind, value = doc.xref_get_key(xref, key)
+    return int(value) if kind == "int" and value.isdigit() else 0
 
 
 def _open(data: bytes) -> pymupdf.Document:

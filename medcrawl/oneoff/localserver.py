@@ -34,13 +34,13 @@ def folder_handler(folder: str | os.PathLike, handler: type = QuietHandler, **kw
 
 
 @contextmanager
-def serving(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Run a LocalServer with ``handler`` until the block ends; yield its base URL (no slash)."""
-    server = LocalServer(("127.0.0.1", 0), handler)
+def serving(handler: Callable[..., BaseHTTPRequestHandler], host: str = "127.0.0.1") -> Iterator[str]:
+    """Run a LocalServer with ``handler`` on ``host`` until the block ends; yield its base URL (no slash)."""
+    server = LocalServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="medcrawl-local-http", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -94,7 +94,7 @@ class SiteSpider(Spider):
         """One row per distinct embedded image (bytes in hand), or one error row for the PDF."""
         self.crawler.stats.inc_value("medcrawl/pdfs")
         rows = await self.pdf_thread.run(pdf_rows, response.body, urldefrag(response.url)[0],
-                                         self.config.pdf_max_images)
+                                         self.config.pdf_max_images, self.config.max_pixels)
         rows.reverse()
         while rows:       # pop, so bytes of rows already processed can be freed
             yield self.found(rows.pop())

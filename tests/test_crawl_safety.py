@@ -1,0 +1,148 @@
+"""A crawl against a hostile site on loopback: internal addresses, bombs, loops, traps, SIGTERM.
+
+127.0.0.1 is the site the user names; a second server on 127.0.0.2 stands in for an internal
+service (169.254.169.254, a 10.x host) that the site's pages point at and must never be asked.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from PIL import Image
+
+from medcrawl.oneoff.localserver import serving
+from pdf_bombs import flate_bomb
+from scale_helpers import read_jsonl, run_crawl, stats_from_log
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def png(seed: int, size: int = 96) -> bytes:
+    img = Image.effect_noise((size, size), 40 + seed).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+class HostileHandler(BaseHTTPRequestHandler):
+    """Pages and images of the hostile site; every request is recorded per server."""
+
+    protocol_version = "HTTP/1.1"
+    pages: dict[str, str] = {}
+    hits: list[str] = []
+    other = ""                               # base URL of the 127.0.0.2 server
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.hits.append(self.path)
+        path = self.path
+        if path in self.pages:
+            return self.send(200, self.pages[path].format(other=self.other).encode(), "text/html")
+        if path == "/bomb.pdf":
+            return self.send(200, BOMB, "application/pdf")
+        if path.startswith("/img/"):
+            return self.send(200, IMAGE, "image/png")
+        if path == "/to-internal.png":
+            return self.redirect(f"{self.other}/img/internal-redirected.png")
+        if path == "/loop.png":
+            return self.redirect("/loop.png")
+        if path == "/huge.png":
+            return self.stream(2 * 1024 * 1024)
+        if (m := re.fullmatch(r"/page/(\d+)", path)):
+            n = int(m[1])
+            return self.send(200, page(f"<a href='/page/{n + 1}'>next</a><a href='/page/{n + 2}'>skip</a>"))
+        if (m := re.fullmatch(r"/calendar\?d=(-?\d+)", path)):
+            n = int(m[1])
+            return self.send(200, page(f"<a href='?d={n - 1}'>prev</a><a href='?d={n + 1}'>next</a>"))
+        if path == "/robots.txt":
+            return self.send(404, b"", "text/plain")
+        return self.send(404, b"not found", "text/plain")
+
+    def send(self, status: int, body: bytes, ctype: str = "text/html") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def stream(self, size: int) -> None:
+        """A chunked body with no Content-Length: only counting the bytes can find it too large."""
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"\0" * 65536
+        for _ in range(size // len(chunk)):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        pass
+
+
+def page(body: str) -> bytes:
+    return f"<!doctype html><html><body>{body}</body></html>".encode()
+
+
+IMAGE = png(1)
+BOMB = b""
+
+
+@dataclass
+class HostileCrawl:
+    base: str
+    other: str
+    rows: list[dict]
+    log: str
+    site_hits: list[str]
+    internal_hits: list[str]
+
+    def row(self, suffix: str) -> dict:
+        [row] = [r for r in self.rows if r["image_url"].endswith(suffix)]
+        return row
+
+
+INDEX = """<!doctype html><html><body>
+<img src='{other}/img/internal.png'>
+<img src='/to-internal.png'>
+<img src='/loop.png'>
+<img src='/huge.png'>
+<img src='/img/ok.png'>
+<a href='/bomb.pdf'>report</a>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Iterator[HostileCrawl]:
+    global BOMB
+    BOMB = flate_bomb()
+    work = tmp_path_factory.mktemp("hostile")
+    internal = type("Internal", (HostileHandler,), {"hits": [], "pages": {}})
+    site = type("Site", (HostileHandler,), {"hits": [], "pages": {"/": INDEX}})
+    with serving(internal, "127.0.0.2") as other, serving(site) as base:
+        site.other = other
+        site.pages["/creds.html"] = f"<img src='http://user:secret@{base[7:]}/img/creds.png'>"
+        proc = run_crawl(base, work, "-s", f"IMAGES_STORE={work}/store", "-o", f"{work}/rows.jsonl",
+                         "-s", "DOWNLOAD_MAXSIZE=1048576", "-a", f"start_urls={base}/,{base}/creds.html",
+                         timeout=240)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield HostileCrawl(base, other, read_jsonl(work / "rows.jsonl"), proc.stderr,
+                           list(site.hits), list(internal.hits))
+
+
+def test_pdf_image_over_the_pixel_limit_is_refused_undecoded(hostile):
+    peak = stats_from_log(hostile.log)["memusage/max"]
+    assert peak < 1200 * 2**20, f"crawl peak RSS {peak / 2**20:.0f} MB"    # decoding it takes 1.9 GB
+    [row] = [r for r in hostile.rows if r["source_url"].endswith("/bomb.pdf")]
+    assert (row["status"], row["error"], row["width"], row["height"]) == \
+        ("error", "decompression_bomb", 30000, 30000)
