@@ -255,6 +255,10 @@ def reviewed(harvest, review_url, browser) -> dict[str, tuple[str, str]]:
     page.locator("#review-selected").get_by_text(target).wait_for()
     page.keyboard.press("m")                                     # medical, modality ct
     wait_progress(page, "Reviewed 3 /")
+    choose(page, "review-label", "any")
+    page.locator("#review-high input[type=number]").fill(str(MIN_CONFIDENCE))   # a confidence range
+    page.locator("#review-high input[type=number]").press("Enter")
+    wait_progress(page, f"{len(order(harvest, lambda r: float(r['confidence']) <= MIN_CONFIDENCE))} match")
     page.close()
     return {shown[0]: ("non-medical", ""), shown[1]: ("unusable", ""), target: ("medical", "ct")}
 

@@ -149,6 +149,15 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def source_link(row: dict) -> tuple[str, str]:
+    """(href, text) of the page or PDF (at its page) a row came from."""
+    url = row.get("source_url") or ""
+    if row.get("source_type") == "pdf" or url.lower().split("?")[0].endswith(".pdf"):
+        page = row.get("pdf_page")
+        return (f"{url}#page={page}" if page else url), (f"PDF p.{page}" if page else "PDF")
+    return url, "page"
+
+
 def site_of(row: dict) -> str:
     """The host a row's page or PDF came from (``local`` for files)."""
     return urlsplit(row.get("source_url") or "").netloc or "local"

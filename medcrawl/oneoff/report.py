@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from medcrawl.oneoff.harvest import Harvest, Image, thumbnails
+from medcrawl.oneoff.harvest import Harvest, Image, source_link, thumbnails
 
 GRID_SIZE = 200            # thumbnails per grid, least confident first (0: all)
 BINS = 20
@@ -50,7 +50,7 @@ def count_rows(rows: list[dict]) -> dict[str, Counter]:
     ok = [r for r in rows if r.get("status") == "ok"]
     return {"status": Counter(r.get("status") or "unknown" for r in rows),
             "label": Counter(r.get("label") or "none" for r in ok),
-            "modality": Counter(r.get("modality") or "unknown" for r in ok if r.get("label") == "medical"),
+            "modality": Counter(r.get("modality") or "(none)" for r in ok if r.get("label") == "medical"),
             "site": Counter(r["site"] for r in rows)}
 
 
@@ -104,15 +104,6 @@ def histogram(rows: list[dict], width: int = 600, height: int = 160) -> str:
         x = min(tick * width, width - 14)
         parts.append(f'<text x="{x:.0f}" y="{height - 4}" font-size="11">{tick:g}</text>')
     return "".join(parts) + "</svg>"
-
-
-def source_link(row: dict) -> tuple[str, str]:
-    """(href, text) of the page or PDF (at its page) a row came from."""
-    url = row.get("source_url") or ""
-    if row.get("source_type") == "pdf" or url.lower().split("?")[0].endswith(".pdf"):
-        page = row.get("pdf_page")
-        return (f"{url}#page={page}" if page else url), (f"PDF p.{page}" if page else "PDF")
-    return url, "page"
 
 
 def relative(path: Path, base: Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from medcrawl.corrections import LABELS, MEDICAL, UNCERTAIN, UNUSABLE
-from medcrawl.oneoff.harvest import Harvest, HarvestError, Image, thumbnails
+from medcrawl.oneoff.harvest import Harvest, HarvestError, Image, source_link, thumbnails
 
 PAGE_SIZE = 48
 ANY = "any"
@@ -113,10 +113,10 @@ def details(image: Image | None, harvest: Harvest | None) -> str:
     """The selected image's rows, links and decisions, as Markdown."""
     if image is None or harvest is None:
         return "Click an image to select it, then press **m**, **n** or **u** (or the buttons)."
-    row = image.row
+    row, (source, text) = image.row, source_link(image.row)
     lines = [f"**{caption(image)}** · model's medical probability {row['medical_probability'] or 0:.2f}"
              + (" · in uncertain/" if image.uncertain else ""),
-             f"[image]({row['image_url']}) · [{row['source_type'] or 'page'}]({row['source_url']})"
+             f"[image]({row['image_url']}) · [{text}]({source})"
              f" · {row['site']} · seen {image.occurrences}×", f"`{image.sha256}`"]
     if image.correction:
         c = image.correction
@@ -125,91 +125,111 @@ def details(image: Image | None, harvest: Harvest | None) -> str:
 
 
 def build_tab(app: gr.Blocks, settings: ReviewSettings, workdir: Path) -> None:
-    """The Review tab's components and events (inside an open ``gr.Tabs``)."""
-    service = ReviewService(settings, workdir)
+    """The Review tab (inside an open ``gr.Tabs``): its components, state and events."""
+    handlers = Handlers(ReviewService(settings, workdir))
+    ui = _layout(settings, handlers.service.root)
+    harvest, page, shown, selected = gr.State(None), gr.State(0), gr.State([]), gr.State(None)
+    filters = [ui["label"], ui["modality"], ui["site"], ui["low"], ui["high"], ui["unreviewed"]]
+    outputs = [ui["gallery"], ui["progress"], ui["info"], page, shown, selected]
+    opening = dict(fn=handlers.on_open, inputs=[ui["path"], ui["store"], *filters, page],
+                   outputs=[harvest, ui["site"], *outputs])
+    ui["open"].click(**opening)
+    ui["path"].submit(**opening)
+    app.load(None, js=KEYS_JS)
+    if settings.path:
+        app.load(**opening)
+    gr.on([ui["label"].input, ui["modality"].input, ui["site"].input, ui["low"].change,
+           ui["high"].change, ui["unreviewed"].input], handlers.turn(None), [harvest, *filters, page],
+          outputs, trigger_mode="always_last")
+    ui["prev"].click(handlers.turn(-1), [harvest, *filters, page], outputs)
+    ui["next"].click(handlers.turn(+1), [harvest, *filters, page], outputs)
+    ui["gallery"].select(handlers.on_select, [harvest, shown], [ui["info"], selected])
+    for name, button in ui["buttons"].items():
+        button.click(handlers.mark(name), [harvest, shown, selected, ui["new_modality"], *filters, page],
+                     outputs)
+
+
+def _layout(settings: ReviewSettings, root: Path) -> dict:
+    """The tab's components by name."""
+    ui: dict = {}
     with gr.Tab("Review", id="review", elem_id="review-tab"):
         with gr.Row():
-            path = gr.Textbox(settings.path, label=f"Dataset folder or feed (under {service.root})",
-                              elem_id="review-path", scale=3)
-            store = gr.Textbox(settings.store, label="Store folder (with a feed)", elem_id="review-store",
-                               scale=2)
-            open_btn = gr.Button("Open", elem_id="review-open", scale=0)
+            ui["path"] = gr.Textbox(settings.path, label=f"Dataset folder or feed (under {root})",
+                                    elem_id="review-path", scale=3)
+            ui["store"] = gr.Textbox(settings.store, label="Store folder (with a feed)",
+                                     elem_id="review-store", scale=2)
+            ui["open"] = gr.Button("Open", elem_id="review-open", scale=0)
         with gr.Row():
-            label = gr.Dropdown([ANY, *LABELS, UNCERTAIN], value=ANY, label="Label", elem_id="review-label")
-            modality = gr.Dropdown([ANY, *MODALITIES], value=ANY, label="Modality", elem_id="review-modality-filter")
-            site = gr.Dropdown([ANY], value=ANY, label="Site", elem_id="review-site")
-            low = gr.Slider(0, 1, 0, step=0.01, label="Confidence from", elem_id="review-low")
-            high = gr.Slider(0, 1, 1, step=0.01, label="to", elem_id="review-high")
-            unreviewed = gr.Checkbox(label="Not reviewed only", elem_id="review-unreviewed")
-        progress = gr.Markdown(elem_id="review-progress")
+            ui["label"] = gr.Dropdown([ANY, *LABELS, UNCERTAIN], value=ANY, label="Label", elem_id="review-label")
+            ui["modality"] = gr.Dropdown([ANY, *MODALITIES], value=ANY, label="Modality",
+                                         elem_id="review-modality-filter")
+            ui["site"] = gr.Dropdown([ANY], value=ANY, label="Site", elem_id="review-site")
+            ui["low"] = gr.Slider(0, 1, 0, step=0.01, label="Confidence from", elem_id="review-low")
+            ui["high"] = gr.Slider(0, 1, 1, step=0.01, label="to", elem_id="review-high")
+            ui["unreviewed"] = gr.Checkbox(label="Not reviewed only", elem_id="review-unreviewed")
+        ui["progress"] = gr.Markdown(elem_id="review-progress")
         with gr.Row(equal_height=True):
-            buttons = {name: gr.Button(text, elem_id=eid) for name, (text, eid) in BUTTONS.items()}
-            new_modality = gr.Dropdown([KEEP, *MODALITIES], value=KEEP, label="Modality when medical",
-                                       elem_id="review-modality")
-        info = gr.Markdown(details(None, None), elem_id="review-selected")
-        gallery = gr.Gallery(columns=6, allow_preview=False, object_fit="contain", height="auto",
-                             label="Least confident first", elem_id="review-gallery", interactive=False)
+            ui["buttons"] = {name: gr.Button(text, elem_id=eid) for name, (text, eid) in BUTTONS.items()}
+            ui["new_modality"] = gr.Dropdown([KEEP, *MODALITIES], value=KEEP, label="Modality when medical",
+                                             elem_id="review-modality")
+        ui["info"] = gr.Markdown(details(None, None), elem_id="review-selected")
+        ui["gallery"] = gr.Gallery(columns=6, allow_preview=False, object_fit="contain", height="auto",
+                                   label="Least confident first", elem_id="review-gallery", interactive=False)
         with gr.Row():
-            prev_btn = gr.Button("◀ Previous page", elem_id="review-prev", size="sm")
-            next_btn = gr.Button("Next page ▶", elem_id="review-next", size="sm")
-    harvest, page, shown, selected = gr.State(None), gr.State(0), gr.State([]), gr.State(None)
-    filters = [label, modality, site, low, high, unreviewed]
-    outputs = [gallery, progress, info, page, shown, selected]
-    opened = [harvest, site, *outputs]
+            ui["prev"] = gr.Button("◀ Previous page", elem_id="review-prev", size="sm")
+            ui["next"] = gr.Button("Next page ▶", elem_id="review-next", size="sm")
+    return ui
 
-    def render(h: Harvest | None, lab, mod, sit, lo, hi, unrev, page_no: int, sel: int | None = None):
+
+class Handlers:
+    """What the tab's events do; every answer is (gallery, progress, details, page, shown, selected)."""
+
+    def __init__(self, service: ReviewService):
+        self.service = service
+
+    def render(self, h: Harvest | None, lab, mod, sit, lo, hi, unrev, page_no: int, sel: int | None = None):
         if h is None:
             return None, "Open a dataset folder or a feed to review it.", details(None, None), 0, [], None
         h.refresh()
-        images = service.view(h, Filters(lab, mod, sit, lo, hi, unrev))
+        images = self.service.view(h, Filters(lab, mod, sit, lo, hi, unrev))
         pages = max(1, math.ceil(len(images) / PAGE_SIZE))
         page_no = min(max(page_no, 0), pages - 1)
         chunk = images[page_no * PAGE_SIZE:(page_no + 1) * PAGE_SIZE]
         sel = sel if sel is not None and sel < len(chunk) else None
         text = (f"**Reviewed {h.reviewed()} / {len(h.images)}** images · {len(images)} match the "
                 f"filters · page {page_no + 1} of {pages}")
-        return (gr.Gallery(value=service.gallery(chunk), selected_index=sel), text,
-                details(chunk[sel] if sel is not None else None, h), page_no,
-                [i.sha256 for i in chunk], sel)
+        return (gr.Gallery(value=self.service.gallery(chunk), selected_index=sel), text,
+                details(chunk[sel] if sel is not None else None, h), page_no, [i.sha256 for i in chunk], sel)
 
-    def on_open(p: str, s: str, *values):
+    def on_open(self, path: str, store: str, *values):
+        """Open a harvest; (harvest, site choices, *render)."""
         try:
-            h = service.open(p, s)
+            h = self.service.open(path, store)
         except (HarvestError, OSError) as exc:
-            return None, gr.Dropdown(choices=[ANY], value=ANY), None, f"Cannot open: {exc}", \
-                details(None, None), 0, [], None
-        sites = sorted({i.row["site"] for i in h.images.values()})
+            return (None, gr.Dropdown(choices=[ANY], value=ANY), None, f"Cannot open: {exc}",
+                    details(None, None), 0, [], None)
         lab, mod, _, lo, hi, unrev, _ = values
-        return h, gr.Dropdown(choices=[ANY, *sites], value=ANY), *render(h, lab, mod, ANY, lo, hi, unrev, 0)
+        sites = sorted({i.row["site"] for i in h.images.values()})
+        return h, gr.Dropdown(choices=[ANY, *sites], value=ANY), *self.render(h, lab, mod, ANY, lo, hi, unrev, 0)
 
+    @staticmethod
     def on_select(h: Harvest | None, ids: list[str], evt: gr.SelectData):
         sel = evt.index if isinstance(evt.index, int) and evt.index < len(ids) else None
         return details(h.images.get(ids[sel]) if h is not None and sel is not None else None, h), sel
 
-    def on_mark(name: str):
-        def mark(h: Harvest | None, ids: list[str], sel: int | None, new_mod: str, *values):
+    def turn(self, delta: int | None):
+        """Show another page (``delta``), or the first page (None: the filters changed)."""
+        return lambda h, *values: self.render(h, *values[:-1], 0 if delta is None else values[-1] + delta)
+
+    def mark(self, label: str):
+        """Record ``label`` for the selected image; the selection moves on to the next image."""
+        def mark(h: Harvest | None, ids: list[str], sel: int | None, new_modality: str, *values):
             if h is None or sel is None or sel >= len(ids):
                 return gr.skip(), gr.skip(), "Select an image first.", gr.skip(), gr.skip(), gr.skip()
             if h.dataset is None:
                 return gr.skip(), gr.skip(), "Give the store folder to keep corrections.", *[gr.skip()] * 3
             image = h.images[ids[sel]]
-            service.mark(h, image, name, new_mod)
+            self.service.mark(h, image, label, new_modality)
             h.refresh()
-            return render(h, *values, sel + 1 if Filters(*values[:6]).keep(image) else sel)
+            return self.render(h, *values, sel + 1 if Filters(*values[:6]).keep(image) else sel)
         return mark
-
-    def turn(delta: int):
-        return lambda h, *values: render(h, *values[:-1], values[-1] + delta)
-
-    open_btn.click(on_open, [path, store, *filters, page], opened)
-    path.submit(on_open, [path, store, *filters, page], opened)
-    app.load(None, js=KEYS_JS)
-    if settings.path:
-        app.load(on_open, [path, store, *filters, page], opened)
-    gr.on([label.input, modality.input, site.input, low.release, high.release, unreviewed.input],
-          lambda h, *values: render(h, *values, 0), [harvest, *filters], outputs)
-    prev_btn.click(turn(-1), [harvest, *filters, page], outputs)
-    next_btn.click(turn(+1), [harvest, *filters, page], outputs)
-    gallery.select(on_select, [harvest, shown], [info, selected])
-    for name, button in buttons.items():
-        button.click(on_mark(name), [harvest, shown, selected, new_modality, *filters, page], outputs)
