@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pymupdf
 
@@ -109,6 +110,35 @@ def _row(image: PdfImage, url: str) -> ImageItem:
 def pdf_error_row(url: str, reason: str, status: str = "error") -> ImageItem:
     """The one row of a PDF that could not be fetched or read."""
     return ImageItem(image_url=url, source_url=url, source_type="pdf").fail(reason, status)
+
+
+def pdf_links(data: bytes, url: str) -> list[tuple[int, str]]:
+    """(page, absolute http(s) URL) of every link annotation, each URL once at its first page.
+
+    URI links and relative file links (resolved against the PDF's URL); none for an unreadable PDF.
+    """
+    try:
+        doc = _open(data)
+    except PdfError:
+        return []
+    found: dict[str, int] = {}
+    try:
+        for pno in range(doc.page_count):
+            for link in _page_links(doc, pno):
+                target = (link.get("uri") or link.get("file") or "").strip()
+                absolute = urldefrag(urljoin(url, target))[0] if target else ""
+                if urlsplit(absolute).scheme in ("http", "https"):
+                    found.setdefault(absolute, pno + 1)
+    finally:
+        doc.close()
+    return [(page, link) for link, page in found.items()]
+
+
+def _page_links(doc: pymupdf.Document, pno: int) -> list[dict]:
+    try:
+        return doc[pno].get_links()
+    except Exception:  # noqa: BLE001 - one broken page must not lose the others
+        return []
 
 
 def _oversized(doc: pymupdf.Document, xref: int, max_pixels: int | None) -> tuple[int, int] | None:

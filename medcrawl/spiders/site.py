@@ -11,11 +11,12 @@ from scrapy import Request, Spider, signals
 from scrapy.http import HtmlResponse, Response
 from twisted.python.failure import Failure
 
-from medcrawl.config import Config
-from medcrawl.extract.html import extract_page
+from medcrawl.config import Config, MedicalConfig
+from medcrawl.extract.html import extract_page, url_kind
+from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows
 from medcrawl.failures import failure_reason
 from medcrawl.items import ImageItem
-from medcrawl.extract.pdf import looks_like_pdf, pdf_error_row, pdf_rows
+from medcrawl.extract.pdf import looks_like_pdf, pdf_error_row, pdf_links, pdf_rows
 from medcrawl.executor import OneThreadExecutor
 
 FALSE = ("0", "false", "no", "off")
@@ -49,6 +50,11 @@ class SiteSpider(Spider):
         spider.config = Config.from_crawler(crawler)
         spider.pdf_thread = OneThreadExecutor("medcrawl-pdf")
         crawler.signals.connect(spider.pdf_thread.close, signal=signals.spider_closed)
+        medical = MedicalConfig.from_crawler(crawler)
+        spider.medical = MedicalOptions(medical.dicom_frames, spider.config.max_pixels,
+                                        medical.keep_original)
+        spider.medical_thread = OneThreadExecutor("medcrawl-medical")
+        crawler.signals.connect(spider.medical_thread.close, signal=signals.spider_closed)
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
@@ -56,10 +62,13 @@ class SiteSpider(Spider):
             yield Request(url, callback=self.parse, errback=self.page_failed)
 
     async def parse(self, response: Response) -> AsyncIterator[Any]:
-        """Dispatch on content: PDF, image, or HTML page (anything else is ignored)."""
+        """Dispatch on content: PDF, DICOM/NIfTI, image, or HTML page (anything else is ignored)."""
         content_type = header(response, "Content-Type").lower()
         if looks_like_pdf(response.body, content_type):
             async for row in self.pdf_rows(response):
+                yield row
+        elif kind := medical_format(response.body, response.url, content_type):
+            async for row in self.medical_file_rows(response, kind):
                 yield row
         elif content_type.startswith("image/"):
             referer = header(response.request, "Referer") if response.request else ""
@@ -78,6 +87,9 @@ class SiteSpider(Spider):
         media_meta = {"allow_offsite": True} if self.config.offsite_media else {}
         for url in links.pdfs:
             yield response.follow(url, self.parse_pdf, errback=self.pdf_failed, meta=media_meta)
+        for url in links.medical:
+            yield response.follow(url, self.parse_medical, errback=self.medical_failed,
+                                  meta=media_meta)
         if self.max_depth is None or response.meta.get("depth", 0) < self.max_depth:
             for url in links.links:
                 yield response.follow(url, self.parse, errback=self.page_failed)
@@ -98,6 +110,52 @@ class SiteSpider(Spider):
         rows.reverse()
         while rows:       # pop, so bytes of rows already processed can be freed
             yield self.found(rows.pop())
+        links = await self.pdf_thread.run(pdf_links, response.body, urldefrag(response.url)[0])
+        for request_or_row in self.pdf_link_rows(response, links):
+            yield request_or_row
+
+    def pdf_link_rows(self, response: Response, links: list[tuple[int, str]]) -> Iterator[Any]:
+        """A PDF's links, followed like a page's: images and medical files from any host, PDFs
+        and pages within the allowed domains and depth. The PDF is their rows' source."""
+        url = urldefrag(response.url)[0]
+        media_meta = {"allow_offsite": True} if self.config.offsite_media else {}
+        deeper = self.max_depth is None or response.meta.get("depth", 0) < self.max_depth
+        for page, link in links:
+            kind = url_kind(link)
+            if kind == "image":
+                yield self.found(ImageItem(image_url=link, source_url=url, source_type="pdf",
+                                           pdf_page=page))
+            elif kind == "medical":
+                yield Request(link, self.parse_medical, errback=self.medical_failed,
+                              meta={**media_meta, "source_type": "pdf", "pdf_page": page})
+            elif deeper and kind == "pdf":
+                yield Request(link, self.parse_pdf, errback=self.pdf_failed)
+            elif deeper:
+                yield Request(link, self.parse, errback=self.page_failed)
+
+    async def parse_medical(self, response: Response) -> AsyncIterator[ImageItem]:
+        """A response to a DICOM/NIfTI link: one row per rendered frame, or one error row."""
+        kind = medical_format(response.body, response.url, header(response, "Content-Type"))
+        async for row in self.medical_file_rows(response, kind or "dicom"):
+            yield row
+
+    async def medical_file_rows(self, response: Response, kind: str) -> AsyncIterator[ImageItem]:
+        """Rows of a DICOM/NIfTI file, rendered on the spider's medical thread."""
+        self.crawler.stats.inc_value(f"medcrawl/{kind}_files")
+        referer = header(response.request, "Referer") if response.request else ""
+        rows = await self.medical_thread.run(
+            medical_rows, kind, response.body, response.url, referer or response.url,
+            response.meta.get("source_type", "html"), self.medical, response.meta.get("pdf_page"))
+        for row in rows:
+            yield self.found(row)
+
+    def medical_failed(self, failure: Failure) -> Iterator[ImageItem]:
+        """A DICOM/NIfTI file that could not be downloaded: one row with the reason."""
+        request = failure.request
+        row = ImageItem(image_url=request.url, source_url=header(request, "Referer") or request.url,
+                        source_type=request.meta.get("source_type", "html"),
+                        pdf_page=request.meta.get("pdf_page"))
+        yield self.found(row.fail(*failure_reason(failure.value)))
 
     def pdf_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A PDF that could not be downloaded: one row with the reason."""
