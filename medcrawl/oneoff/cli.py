@@ -14,8 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from medcrawl import __version__
-from medcrawl.config import Config, MedicalConfig, model_location
-from medcrawl.model.classifier import ENGINES, MEDICAL, Classifier, ModelError, load_shared
+from medcrawl.config import Config, MedicalConfig, model_location, unknown_modalities
+from medcrawl.model.classifier import (ENGINES, MEDICAL, MODALITIES, OTHER_MODALITY, Classifier, ModelError,
+                                       load_shared)
 from medcrawl.oneoff.fetch import FetchLimits
 
 EXIT_OK, EXIT_FATAL, EXIT_UNREADABLE = 0, 1, 2
@@ -52,6 +53,15 @@ def dicom_frames(text: str) -> str:
     if value in ("middle", "all") or (value.isdigit() and int(value) >= 1):
         return value
     raise argparse.ArgumentTypeError(f"{text!r} is not middle, all or a number of frames >= 1")
+
+
+def modality_list(text: str) -> tuple[str, ...]:
+    """'ct,mri' -> ('ct', 'mri'), every name a modality a row can have."""
+    names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+    if not names or unknown_modalities(names):
+        raise argparse.ArgumentTypeError(f"unknown modality in {text!r}; choose from "
+                                         f"{', '.join(MODALITIES + (OTHER_MODALITY,))}")
+    return names
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -105,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-confidence", type=probability, metavar="P",
                    help="with --export-medical: only images whose medical probability is at least "
                    "P (default: the model's threshold, i.e. every image labelled medical)")
+    g.add_argument("--by-modality", action="store_true",
+                   help="with --export-medical: sort the images into DIR/MODALITY/ folders")
+    g.add_argument("--modality", type=modality_list, metavar="LIST",
+                   help="with --export-medical: only images of these modalities, e.g. ct,mri")
     g.add_argument("--max-images", type=positive_int, metavar="N",
                    help="stop after N images in all (default: no limit)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -210,6 +224,8 @@ def cmd_classify(args) -> int:
     classifier = _classifier_or_exit(args)
     if classifier is None:
         return EXIT_FATAL
+    if not _export_options_ok(args, classifier):
+        return EXIT_FATAL
     fmt = args.format or _format_for(args.output)
     min_conf = classifier.threshold if args.min_confidence is None else args.min_confidence
     reader = InputReader(Fetcher(fetch_limits(args)), max_bytes=args.max_bytes,
@@ -219,7 +235,8 @@ def cmd_classify(args) -> int:
     with ExitStack() as stack:
         try:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
-            export = MedicalExport(args.export_medical, min_conf) if args.export_medical else None
+            export = MedicalExport(args.export_medical, min_conf, args.by_modality,
+                                   args.modality or ()) if args.export_medical else None
             writer = open_writer(fmt, out)
             bar = stack.enter_context(_progress(args, sources))
             for batch in labelled_batches(classifier, reader.items(sources), args.batch_size,
@@ -240,6 +257,22 @@ def cmd_classify(args) -> int:
             print(f"medcrawl: error: cannot write: {exc}", file=sys.stderr)
             return EXIT_FATAL
     return _report(args, stats, reader.truncated, export)
+
+
+def _export_options_ok(args, classifier: Classifier) -> bool:
+    """--by-modality and --modality go with --export-medical and a model with a modality head."""
+    wanted = [o for o, on in (("--by-modality", args.by_modality), ("--modality", args.modality)) if on]
+    problem = ""
+    if wanted and not args.export_medical:
+        problem = f"{' and '.join(wanted)} need --export-medical DIR"
+    elif wanted and not classifier.modalities:
+        problem = f"{' and '.join(wanted)} need a model with a modality head; {classifier.name} has none"
+    elif args.modality and set(args.modality) - set(classifier.modalities) - {OTHER_MODALITY}:
+        missing = sorted(set(args.modality) - set(classifier.modalities) - {OTHER_MODALITY})
+        problem = f"the model {classifier.name} does not name {', '.join(missing)}"
+    if problem:
+        print(f"medcrawl: error: {problem}", file=sys.stderr)
+    return not problem
 
 
 def _format_for(output: str | None) -> str:

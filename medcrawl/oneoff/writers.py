@@ -47,7 +47,7 @@ class FeedWriter:
 class TableWriter:
     """A plain-text table of the main columns, printed when all rows are in."""
 
-    COLUMNS = ("image", "type", "page", "size", "label", "confidence", "status")
+    COLUMNS = ("image", "type", "page", "size", "label", "confidence", "modality", "status")
 
     def __init__(self, stream: BinaryIO, width: int | None = None):
         self.stream, self.rows = stream, []
@@ -58,7 +58,7 @@ class TableWriter:
         conf = f"{item.confidence:.3f}" if item.confidence is not None else ""
         status = f"{item.status}: {item.error}" if item.error else item.status
         self.rows.append((item.image_url, item.source_type, str(item.pdf_page or ""), size,
-                          item.label, conf, status))
+                          item.label, conf, item.modality, status))
 
     def close(self) -> None:
         rows = [self.COLUMNS, *self.rows]
@@ -93,16 +93,20 @@ def _fit(cell: str, width: int, keep_tail: bool) -> str:
 
 
 class MedicalExport:
-    """Copy images labelled medical at or above ``min_confidence`` into a folder as SHA256.EXT."""
+    """Copy images labelled medical at or above ``min_confidence`` into a folder as SHA256.EXT
+    (``by_modality``: MODALITY/SHA256.EXT), only those of ``modalities`` when given."""
 
-    def __init__(self, directory: str | os.PathLike, min_confidence: float):
+    def __init__(self, directory: str | os.PathLike, min_confidence: float, by_modality: bool = False,
+                 modalities: tuple[str, ...] = ()):
         self.directory, self.min_confidence = Path(directory), min_confidence
+        self.by_modality, self.modalities = by_modality, modalities
         self.directory.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, Path] = {}
 
     def wants(self, item: ImageItem) -> bool:
-        """Labelled medical, confident enough, and its bytes still in hand."""
-        return item.body is not None and confident(item, self.min_confidence, (MEDICAL,))
+        """Labelled medical, confident enough, of a wanted modality, and its bytes still in hand."""
+        return (item.body is not None and confident(item, self.min_confidence, (MEDICAL,))
+                and (not self.modalities or item.modality in self.modalities))
 
     def add(self, item: ImageItem) -> Path | None:
         """Write the image once per sha256 and set ``item.path`` (relative to the folder)."""
@@ -110,15 +114,17 @@ class MedicalExport:
             return None
         path = self.files.get(item.sha256)
         if path is None:
-            path = self.directory / file_name(item)
+            folder = self.directory / item.modality if self.by_modality else self.directory
+            folder.mkdir(exist_ok=True)
+            path = folder / file_name(item)
             write_once(path, item.body)
             self.files[item.sha256] = path
-        item.path = path.name
+        item.path = path.relative_to(self.directory).as_posix()
         return path
 
     def zip(self, dest: str | os.PathLike) -> Path:
         """All exported images in one zip file."""
         with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zf:
             for path in self.files.values():
-                zf.write(path, path.name)
+                zf.write(path, path.relative_to(self.directory).as_posix())
         return Path(dest)
