@@ -37,14 +37,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(tmp_path_factory, modality_model):
     port = free_port()
     log = open(tmp_path_factory.mktemp("ui") / "server.log", "w+")
     script = Path(sys.executable).with_name("medcrawl")
     # 127.0.0.1/32 is let through for the test site; every other private address stays refused.
     proc = subprocess.Popen([str(script), "ui", "--host", "127.0.0.1", "--port", str(port),
                              "--max-images", "10", "--max-file-size", str(MAX_FILE_SIZE),
-                             "--allow-network", "127.0.0.1/32"],
+                             "--allow-network", "127.0.0.1/32", "--model", str(modality_model)],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -127,11 +127,12 @@ def test_upload_gallery_table_and_downloads(page, images, tmp_path):
     captions.first.wait_for()
     texts = [t.strip() for t in captions.all_inner_texts() if t.strip()]
     assert len(texts) == 2
-    assert re.fullmatch(r"medical [01]\.\d\d · brain_mri\.png", texts[0])     # medical first
-    assert re.fullmatch(r"non-medical [01]\.\d\d · grace_hopper\.jpg", texts[1])
+    medical = re.fullmatch(r"medical [01]\.\d\d · ([a-z]+) · brain_mri\.png", texts[0])   # medical first
+    assert medical and re.fullmatch(r"non-medical [01]\.\d\d · grace_hopper\.jpg", texts[1])
+    modality = medical[1]
     table = page.locator("#results").inner_text()
     for text in ("brain_mri.png", "grace_hopper.jpg", "not_an_image.png", "not_an_image",
-                 "medical", "non-medical", "error"):
+                 "medical", "non-medical", "error", "modality_confidence", modality):
         assert text in table
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
@@ -143,7 +144,9 @@ def test_upload_gallery_table_and_downloads(page, images, tmp_path):
     with open(path, newline="", encoding="utf-8") as fh:
         rows = {r["image_url"]: r for r in csv.DictReader(fh)}
     assert set(rows) == {"brain_mri.png", "grace_hopper.jpg", "not_an_image.png"}
-    assert rows["brain_mri.png"]["label"] == "medical"
+    assert rows["brain_mri.png"]["label"] == "medical" and rows["brain_mri.png"]["modality"] == modality
+    assert 0 < float(rows["brain_mri.png"]["modality_confidence"]) <= 1
+    assert rows["grace_hopper.jpg"]["modality"] == rows["grace_hopper.jpg"]["modality_confidence"] == ""
     assert rows["grace_hopper.jpg"]["label"] == "non-medical"
     assert (rows["not_an_image.png"]["status"], rows["not_an_image.png"]["error"]) == ("error", "not_an_image")
     assert rows["brain_mri.png"]["sha256"] == hashlib.sha256(mri_png()).hexdigest()
@@ -196,3 +199,28 @@ def test_upload_over_the_size_limit_is_refused(page, images):
     page.locator("#uploads input[type=file]").set_input_files(images / "huge.png")
     page.get_by_text("exceed", exact=False).first.wait_for(timeout=30_000)
     assert "huge.png" not in page.locator("#results").inner_text()
+
+
+def test_gallery_filter_by_modality(page, images):
+    page.locator("#uploads input[type=file]").set_input_files(
+        [images / "grace_hopper.jpg", images / "brain_mri.png"])
+    page.locator("#uploads").get_by_text("brain_mri").wait_for()
+    page.get_by_role("button", name="Classify uploads").click()
+    page.locator("#summary").get_by_text("2 images").wait_for(timeout=60_000)
+    modality = shown_captions(page)[0].split(" · ")[1]
+
+    def show(choice: str, count: int) -> list[str]:
+        page.locator("#gallery-filter input").click()
+        page.get_by_role("option", name=choice, exact=True).click()
+        page.wait_for_function(f"document.querySelectorAll('#gallery .caption-label').length === {count}")
+        return shown_captions(page)
+
+    assert [c.split(" · ")[-1] for c in show(modality, 1)] == ["brain_mri.png"]
+    assert [c.split(" · ")[-1] for c in show("non-medical", 1)] == ["grace_hopper.jpg"]
+    assert len(show("all", 2)) == 2
+
+
+def shown_captions(page) -> list[str]:
+    captions = page.locator("#gallery .caption-label")
+    captions.first.wait_for()
+    return [t.strip() for t in captions.all_inner_texts() if t.strip()]

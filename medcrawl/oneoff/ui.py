@@ -22,7 +22,7 @@ from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
 from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
 from medcrawl.model.images import ImageError, open_image, to_rgb  # noqa: E402
 from medcrawl.oneoff.inputs import InputReader, is_url, labelled_batches  # noqa: E402
-from medcrawl.extract.medical import EXTENSIONS as MEDICAL_SUFFIXES, MedicalOptions  # noqa: E402
+from medcrawl.extract.medical import MedicalOptions  # noqa: E402
 from medcrawl.items import ROW_FIELDS, ImageItem  # noqa: E402
 from medcrawl.oneoff import review  # noqa: E402
 from medcrawl.oneoff.review import ReviewSettings  # noqa: E402
@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 THUMB = 256
 KEEP_RESULTS_S = 3600          # result files (CSV, zip) are kept this long
 # The on-screen table shows the verdict columns first; the CSV keeps the feed order (ROW_FIELDS).
-LEAD_FIELDS = ("image_url", "label", "confidence", "status", "error")
+LEAD_FIELDS = ("image_url", "label", "confidence", "modality", "modality_confidence", "status", "error")
+ALL = "all"                    # the gallery filter's "no filter"
 TABLE_FIELDS = LEAD_FIELDS + tuple(f for f in ROW_FIELDS if f not in LEAD_FIELDS)
 
 
@@ -55,7 +56,8 @@ class UiSettings:
 class Result:
     """What one request shows: gallery, table, downloads and a one-line summary."""
 
-    gallery: list
+    gallery: list                  # (thumbnail, caption)
+    groups: list[str]              # per gallery image: its modality, else its label (the filter's choices)
     table: pd.DataFrame
     csv: str | None
     zip: str | None
@@ -90,10 +92,11 @@ class ClassifyService:
                 item.body = None
                 items.append(item)
         items.sort(key=_display_order)
-        gallery = [(thumbs[id(i)], caption(i)) for i in items if thumbs.get(id(i)) is not None]
+        shown = [i for i in items if thumbs.get(id(i)) is not None]
         csv = write_rows(items, out / "medcrawl-results.csv")
         zipped = export.zip(out / "medical-images.zip") if export.files else None
-        return Result(gallery, table(items), str(csv), zipped and str(zipped),
+        return Result([(thumbs[id(i)], caption(i)) for i in shown], [i.modality or i.label for i in shown],
+                      table(items), str(csv), zipped and str(zipped),
                       summary(items, reader.truncated, self.settings.max_images))
 
     def _request_dir(self) -> Path:
@@ -132,8 +135,10 @@ def thumbnail(body: bytes | None):
 
 
 def caption(item: ImageItem) -> str:
+    """'medical 0.97 · ct · scan.png' (no modality for a non-medical image or a one-output model)."""
     name = item.image_url.rsplit("/", 1)[-1][:40]
-    return f"{item.label} {item.confidence:.2f} · {name}"
+    modality = f" · {item.modality}" if item.modality else ""
+    return f"{item.label} {item.confidence:.2f}{modality} · {name}"
 
 
 def table(items: list[ImageItem]) -> pd.DataFrame:
@@ -154,7 +159,7 @@ def summary(items: list[ImageItem], truncated: bool, max_images: int) -> str:
 
 
 def empty_result(message: str) -> Result:
-    return Result([], table([]), None, None, message)
+    return Result([], [], table([]), None, None, message)
 
 
 def build_app(classifier: Classifier, settings: UiSettings) -> gr.Blocks:
@@ -185,8 +190,10 @@ def _input_tabs() -> dict[str, gr.components.Component]:
     """The Upload, URL and PDF tabs: their inputs and buttons by name."""
     with gr.Tabs():
         with gr.Tab("Upload", id="upload"):
+            # Any file: DICOM files from scanners often have no extension; other types get a
+            # skipped / unsupported_type row.
             uploads = gr.File(label="Images, DICOM or NIfTI files", file_count="multiple",
-                              file_types=["image", *MEDICAL_SUFFIXES, ".gz"], elem_id="uploads")
+                              file_types=["file"], elem_id="uploads")
             upload_btn = gr.Button("Classify uploads", variant="primary", elem_id="run-upload")
         with gr.Tab("URL", id="url"):
             url = gr.Textbox(label="Page or image URL", placeholder="https://…",
@@ -203,8 +210,12 @@ def _input_tabs() -> dict[str, gr.components.Component]:
 
 
 def _result_area() -> list[gr.components.Component]:
-    """Summary, gallery, download buttons and table: every request's outputs, in Handlers' order."""
+    """Summary, gallery (and its filter), download buttons and table: every request's outputs,
+    in Handlers' order."""
     message = gr.Markdown(elem_id="summary")
+    shown = gr.State([])                     # the request's (thumbnail, caption, group) for the filter
+    show = gr.Dropdown([ALL], value=ALL, label="Show", elem_id="gallery-filter",
+                       info="all images, one modality, or one label")
     gallery = gr.Gallery(label="Images (medical first)", columns=6, fit_columns=False,
                          object_fit="contain", elem_id="gallery",
                          interactive=False)
@@ -216,7 +227,13 @@ def _result_area() -> list[gr.components.Component]:
     frame = gr.Dataframe(value=table([]), label="Results (one row per image)",
                          interactive=False, max_chars=48, pinned_columns=1,
                          elem_id="results", max_height=600)
-    return [gallery, frame, csv_btn, zip_btn, message]
+    show.change(filter_gallery, [show, shown], gallery, api_name=False)
+    return [gallery, frame, csv_btn, zip_btn, message, shown, show]
+
+
+def filter_gallery(choice: str, shown: list) -> list:
+    """The gallery images of one group (a modality or a label), or all of them."""
+    return [(image, text) for image, text, group in shown or [] if choice in (ALL, None) or group == choice]
 
 
 class Handlers:
@@ -231,10 +248,12 @@ class Handlers:
         except Exception:  # noqa: BLE001 - the page must survive any single request
             logger.exception("request failed")
             result = empty_result("Internal error while classifying; see the server log.")
+        groups = list(dict.fromkeys(result.groups))
         return (result.gallery, result.table,
                 gr.DownloadButton(value=result.csv, interactive=result.csv is not None),
                 gr.DownloadButton(value=result.zip, interactive=result.zip is not None),
-                result.message)
+                result.message, [(*shot, group) for shot, group in zip(result.gallery, result.groups)],
+                gr.Dropdown(choices=[ALL, *groups], value=ALL))
 
     def on_upload(self, files):
         paths = [str(f) for f in files or []]
@@ -258,7 +277,7 @@ class Handlers:
     def respond_error(text: str) -> tuple:
         result = empty_result(text)
         return (result.gallery, result.table, gr.DownloadButton(value=None, interactive=False),
-                gr.DownloadButton(value=None, interactive=False), text)
+                gr.DownloadButton(value=None, interactive=False), text, [], gr.Dropdown(choices=[ALL], value=ALL))
 
 
 def serve(classifier: Classifier, settings: UiSettings, host: str = "127.0.0.1",
