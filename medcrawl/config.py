@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medcrawl import settings as defaults
+from medcrawl.addresses import networks
 from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY
 
 if TYPE_CHECKING:
@@ -227,7 +228,22 @@ class JsConfig(_Section):
         return self.render_all or bool(self.domains)
 
 
+@dataclass(frozen=True)
+class LimitsConfig(_Section):
+    """What a crawl may reach (docs/limits.md): networks allowed although not public."""
+
+    allowed_networks: tuple = ()              # ip_network objects, from MEDCRAWL_ALLOWED_NETWORKS
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> LimitsConfig:
+        cidrs = typed(settings, "getlist", "MEDCRAWL_ALLOWED_NETWORKS")
+        try:
+            return cls(allowed_networks=networks(cidrs))
+        except ValueError as exc:
+            raise ValueError(f"invalid medcrawl settings: MEDCRAWL_ALLOWED_NETWORKS: {exc}") from None
+
+
 def validate(settings: BaseSettings) -> None:
     """Read every concern once, so a wrong value stops the crawl at start with a clear message."""
-    for section in (Config, MedicalConfig, RedisConfig, IndexConfig, JsConfig):
+    for section in (Config, MedicalConfig, RedisConfig, IndexConfig, JsConfig, LimitsConfig):
         section.from_settings(settings)

@@ -40,9 +40,11 @@ EXTENSIONS = {
 # Crash-safe JOBDIR, Redis frontier, JavaScript pages: switched on by settings
 # (JOBDIR, MEDCRAWL_REDIS_URL, -a js=true / MEDCRAWL_JS_DOMAINS); docs/scale.md.
 ADDONS = {"medcrawl.scaleout.addon.ScaleAddon": 0}
-# The crawl's own rules (medcrawl/middlewares.py, docs/limits.md): robots.txt holds for every request.
+# The crawl's own rules (medcrawl/middlewares.py, docs/limits.md): no private addresses but the
+# hosts named and MEDCRAWL_ALLOWED_NETWORKS, checked on every hop; robots.txt for every request.
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "medcrawl.middlewares.PrivateAddressMiddleware": 60,
     "medcrawl.middlewares.StrictRobotsTxtMiddleware": 100,
 }
 
@@ -67,6 +69,7 @@ MEDCRAWL_DATASET_LAYOUT = "flat"          # flat: DIR/medical/; modality: DIR/me
 MEDCRAWL_DATASET_MODALITIES = []          # e.g. ct,mri: only images of these modalities enter the dataset
 MEDCRAWL_LOGSTATS_INTERVAL = 60.0         # seconds between progress lines (0: off)
 MEDCRAWL_REPORT = None                    # write the HTML report of the crawl's rows to this file at the end
+MEDCRAWL_ALLOWED_NETWORKS = []            # CIDR blocks crawled although private/loopback/link-local
 MEDCRAWL_CONTENT_INDEX = None             # None: next to a local store, or the harvest's Redis; "off": none
 MEDCRAWL_INDEX_KEY = "medcrawl:index"     # Redis key prefix of the content index
 MEDCRAWL_INDEX_CLAIM_TTL = 600            # seconds a worker's claim on new content lasts

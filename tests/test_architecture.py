@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "medcrawl"
 # Top-level modules outside the crawl layer (every other top-level module belongs to the crawl).
 # A new Scrapy-free module that several layers use goes into SHARED, here and in ARCHITECTURE.md.
 SCHEMA = ("medcrawl", "medcrawl.items")
-SHARED = ("medcrawl.config", "medcrawl.files", "medcrawl.corrections", "medcrawl.settings")
+SHARED = ("medcrawl.config", "medcrawl.files", "medcrawl.corrections", "medcrawl.settings",
+          "medcrawl.addresses")
 FRAMEWORKS = ("scrapy", "twisted", "scrapy_redis", "scrapy_playwright")
 OUTSIDE = ("training", "tests", "bench", "conftest")
 

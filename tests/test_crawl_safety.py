@@ -41,7 +41,9 @@ class HostileHandler(BaseHTTPRequestHandler):
         self.hits.append(self.path)
         path = self.path
         if path in self.pages:
-            return self.send(200, self.pages[path].format(other=self.other).encode(), "text/html")
+            other_port, port = self.other.rsplit(":", 1)[-1], self.server.server_address[1]
+            html = self.pages[path].format(other=self.other, other_port=other_port, port=port)
+            return self.send(200, html.encode(), "text/html")
         if path == "/bomb.pdf":
             return self.send(200, BOMB, "application/pdf")
         if path.startswith("/img/"):
@@ -114,7 +116,10 @@ class HostileCrawl:
 
 INDEX = """<!doctype html><html><body>
 <img src='{other}/img/internal.png'>
+<img src='http://[::ffff:127.0.0.2]:{other_port}/img/mapped.png'>
+<img src='http://2130706434:{other_port}/img/decimal.png'>
 <img src='/to-internal.png'>
+<img src='http://localhost:{port}/img/cdn.png'>
 <img src='/loop.png'>
 <img src='/huge.png'>
 <img src='/img/ok.png'>
@@ -146,3 +151,13 @@ def test_pdf_image_over_the_pixel_limit_is_refused_undecoded(hostile):
     [row] = [r for r in hostile.rows if r["source_url"].endswith("/bomb.pdf")]
     assert (row["status"], row["error"], row["width"], row["height"]) == \
         ("error", "decompression_bomb", 30000, 30000)
+
+
+def test_internal_addresses_are_refused_before_any_connection(hostile):
+    """Literal, IPv4-mapped, decimal and redirected forms of 127.0.0.2; the named host stays allowed."""
+    assert hostile.internal_hits == []
+    for suffix in ("/img/internal.png", "/img/mapped.png", "/img/decimal.png", "/to-internal.png"):
+        row = hostile.row(suffix)
+        assert (row["status"], row["error"]) == ("error", "private_address"), row
+    assert hostile.row("/img/ok.png")["status"] == "ok"
+    assert hostile.row("/img/cdn.png")["status"] == "ok"      # localhost: the seed host's address

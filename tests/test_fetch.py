@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from medcrawl.addresses import networks
 from medcrawl.oneoff.fetch import AddressGuard, Fetcher, FetchError, FetchLimits, address_problem
 from medcrawl.oneoff.localserver import serving
 
@@ -114,6 +115,19 @@ def test_public_address_passes_the_check():
     assert address_problem("2606:4700::1111") is None
     assert address_problem("127.0.0.1") == "loopback"
     assert address_problem("100.64.0.1") == "non-global"         # carrier-grade NAT
+
+
+@pytest.mark.parametrize("address, problem", [
+    ("2002:7f00:1::1", "6to4 loopback"), ("2002:a00:1::1", "6to4 private"),
+    ("64:ff9b::a9fe:a9fe", "NAT64 link-local"), ("64:ff9b:1::1", "reserved"),
+    ("::127.0.0.1", "IPv4-compatible loopback"), ("::ffff:10.0.0.1", "private"),
+    ("fec0::1", "site-local"), ("fe80::1%eth0", "link-local"), ("fc00::1", "private"),
+    ("192.0.0.8", "special-purpose"), ("198.18.0.1", "private"), ("240.0.0.1", "reserved"),
+    ("2002:5db8:d822::1", None), ("64:ff9b::5db8:d822", None), ("192.0.0.9", None),
+])
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(address, problem):
+    assert address_problem(address) == problem
+    assert address_problem(address, networks(["127.0.0.0/8", "10.0.0.0/8", "::/0", "0.0.0.0/0"])) is None
 
 
 def test_loopback_server_is_refused_without_the_flag_and_fetched_with_it(server):

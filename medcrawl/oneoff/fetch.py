@@ -1,9 +1,10 @@
 """HTTP(S) fetching for one-off inputs: byte and time limits, and a guard against private addresses.
 
-The guard resolves the host first, refuses the request if any address is not public (private,
-loopback, link-local, multicast, reserved, unspecified, shared) and then connects to the address
-it checked, so a second DNS answer cannot swap in another one. Every redirect hop is checked the
-same way. Proxies from the environment are not used: a proxy would bypass the guard.
+The guard resolves the host first, refuses the request if any address is not public
+(``medcrawl.addresses``: private, loopback, link-local, site-local, multicast, reserved,
+unspecified, shared, and the IPv6 forms that carry such an IPv4 address) and then connects to
+the address it checked, so a second DNS answer cannot swap in another one. Every redirect hop
+is checked the same way. Proxies from the environment are not used: a proxy would bypass the guard.
 The time limit bounds the whole fetch (connect, status line, headers, chunk sizes, body): a
 watchdog shuts the socket down at the deadline, however slowly the server trickles bytes.
 """
@@ -11,7 +12,6 @@ watchdog shuts the socket down at the deadline, however slowly the server trickl
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 import threading
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from medcrawl import __version__
+from medcrawl.addresses import address_problem, networks
 
 USER_AGENT = f"medcrawl/{__version__} (one-off classification)"
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -57,25 +58,12 @@ class Response:
     body: bytes = field(repr=False)
 
 
-def address_problem(address: str, allowed: tuple = ()) -> str | None:
-    """Why an IP address is not public (e.g. 'loopback'), or None if it may be fetched."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if any(ip in net for net in allowed):
-        return None
-    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return None if ip.is_global else "non-global"
-
-
 class AddressGuard:
     """Resolve a host and refuse it unless every address it resolves to may be fetched."""
 
     def __init__(self, allow_private: bool = False, allowed_networks: tuple[str, ...] = ()):
         self.allow_private = allow_private
-        self.allowed = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
+        self.allowed = networks(allowed_networks)
 
     def resolve(self, host: str, port: int) -> str:
         """The address to connect to; raises FetchError('dns_error' or 'private_address')."""
