@@ -29,6 +29,7 @@ def build_site(root: Path, base: str) -> dict[str, tuple[str, str]]:
     (root / "volumes").mkdir()
     (root / "volumes" / "brain.nii.gz").write_bytes(nifti_volume().read_bytes())
     (root / "download").write_bytes(good["us_rgb.dcm"].read_bytes())   # no extension
+    (root / "render").write_bytes(good["mr_multiframe.dcm"].read_bytes())   # behind an <img>
     (root / "figs").mkdir()
     (root / "figs" / "fig1.png").write_bytes(mri_png())
     (root / "papers").mkdir()
@@ -39,7 +40,7 @@ def build_site(root: Path, base: str) -> dict[str, tuple[str, str]]:
              "cases/mr_rle.dcm", "cases/xray_mono1.dcm", "private/ct_rescale.dcm",
              "volumes/brain.nii.gz", "download", "cases/truncated.dcm", "cases/rtstruct.dcm",
              "cases/DICOMDIR", "cases/no_pixels.dcm", "papers/a.pdf"]
-    (root / "index.html").write_text("<html><body>" + "".join(
+    (root / "index.html").write_text("<html><body><img src='render'>" + "".join(
         f'<a href="{link}">{link}</a>' for link in links) + "</body></html>")
     page = f"{base}/"
     expected = {(f"{base}/{name}#frame=1", page): ("ok", "dicom") for name in (
@@ -47,6 +48,7 @@ def build_site(root: Path, base: str) -> dict[str, tuple[str, str]]:
         "private/ct_rescale.dcm", "download")}
     expected[(f"{base}/cases/mr_multiframe.dcm#frame=3", page)] = ("ok", "dicom")
     expected[(f"{base}/cases/mr_rle.dcm#frame=2", page)] = ("ok", "dicom")
+    expected[(f"{base}/render", page)] = ("ok", "dicom")      # the store renders its middle frame
     for plane in ("axial", "coronal", "sagittal"):
         expected[(f"{base}/volumes/brain.nii.gz#frame={plane}", page)] = ("ok", "nifti")
     for name in ("truncated.dcm", "rtstruct.dcm", "DICOMDIR", "no_pixels.dcm"):
@@ -86,7 +88,7 @@ def assert_no_patient_data(blob: bytes, where: str) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, serve):
     root = tmp_path_factory.mktemp("cases-site")
-    state = ServerState({"/download": "application/dicom"})
+    state = ServerState({"/download": "application/dicom", "/render": "application/dicom"})
     with serve(root, state) as (base, state):
         yield base, root, build_site(root, base), state
 
@@ -135,6 +137,8 @@ def test_dicom_rows_carry_frame_modality_and_size(crawled, site):
     mr = rows[(f"{base}/cases/mr_multiframe.dcm#frame=3", page)]
     assert (mr["frame"], mr["modality"], mr["width"], mr["height"]) == ("3", "mri", 181, 217)
     assert rows[(f"{base}/cases/xray_mono1.dcm#frame=1", page)]["modality"] == "xray"
+    behind_img = rows[(f"{base}/render", page)]
+    assert (behind_img["frame"], behind_img["modality"], behind_img["width"]) == ("3", "mri", 181)
     fundus = rows[(f"{base}/cases/fundus_jpeg.dcm#frame=1", f"{base}/papers/a.pdf")]
     assert (fundus["source_type"], fundus["pdf_page"], fundus["modality"]) == ("pdf", 1, "fundus")
     axial = [r for k, r in rows.items() if k[0].endswith("#frame=axial")][0]
@@ -191,8 +195,9 @@ def test_classify_command_reads_dicom_and_nifti_without_leaking(capsys, site):
     from medcrawl.oneoff.cli import main
 
     _, root, _, _ = site
+    tiny = shipped("rtdose_1frame.dcm")                  # a real 10x10 dose grid
     code = main(["classify", "--format", "jsonl", str(root / "private"), str(root / "volumes"),
-                 str(root / "cases" / "truncated.dcm"), str(root / "index.html")])
+                 str(root / "cases" / "truncated.dcm"), str(root / "index.html"), str(tiny)])
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
     by_frame = {(Path(r["source_url"]).name, r["frame"]): r for r in rows}
@@ -200,6 +205,9 @@ def test_classify_command_reads_dicom_and_nifti_without_leaking(capsys, site):
     assert sum(1 for r in rows if r["format"] == "nifti" and r["status"] == "ok") == 3
     assert by_frame[("truncated.dcm", "")]["error"] == "dicom_truncated"
     assert by_frame[("index.html", "")]["error"] == "unsupported_type"
+    small = by_frame[("rtdose_1frame.dcm", "1")]
+    assert (small["status"], small["error"], small["width"], small["height"], small["format"]) == (
+        "skipped", "too_small", 10, 10, "dicom")
     assert code == 2 and "1 file of unsupported type" in err
     assert_no_patient_data((out + err).encode(), "the classify output")
 
