@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 
@@ -36,7 +36,7 @@ def write_report(harvest: Harvest, out: str | os.PathLike, grid_size: int = GRID
         histogram=histogram(harvest.rows), grids=grids, colours=COLOURS,
         when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         thumb=lambda i: relative(thumbs[i.sha256], out.parent) if i.sha256 in thumbs else None,
-        image_link=lambda i: relative(i.file, out.parent) if i.file and i.file.exists() else i.row["image_url"],
+        image_link=lambda i: relative(i.file, out.parent) if i.file and i.file.exists() else web(i.row["image_url"]),
         source=source_link)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -106,12 +106,19 @@ def histogram(rows: list[dict], width: int = 600, height: int = 160) -> str:
     return "".join(parts) + "</svg>"
 
 
+def web(url: str) -> str:
+    """A link target from a row: http(s) and relative URLs only (a feed is data from the web)."""
+    return url if urlsplit(url or "").scheme in ("http", "https", "") else ""
+
+
 def relative(path: Path, base: Path) -> str:
     """A URL for a local file, relative to the report's folder."""
     return quote(Path(os.path.relpath(path, base)).as_posix())
 
 
-TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
+ENVIRONMENT = jinja2.Environment(autoescape=True)
+ENVIRONMENT.filters["web"] = web
+TEMPLATE = ENVIRONMENT.from_string("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>medcrawl report: {{ harvest.name }}</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
@@ -135,14 +142,14 @@ figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.muted{colo
 <h2>Errors and skipped images</h2>
 {% if reasons %}<table id="reasons"><tr><th>status</th><th>reason</th><th>rows</th><th>examples</th></tr>
 {% for status, reason, n, examples in reasons %}<tr><td>{{ status }}</td><td>{{ reason }}</td><td class="n">{{ n }}</td><td>
-{% for row in examples %}{% set src = source(row) %}<a href="{{ row.image_url }}">{{ row.image_url|truncate(60) }}</a>
-(<a href="{{ src[0] }}">{{ src[1] }}</a>){% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>{% endfor %}
+{% for row in examples %}{% set src = source(row) %}<a href="{{ row.image_url|web }}">{{ row.image_url|truncate(60) }}</a>
+(<a href="{{ src[0]|web }}">{{ src[1] }}</a>){% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>{% endfor %}
 </table>{% else %}<p>None.</p>{% endif %}
 {% for title, images, total in grids %}
 <h2>{{ title }} <span class="muted">({{ images|length }} of {{ total }}, least confident first)</span></h2>
 <div class="grid">{% for image in images %}{% set src = source(image.row) %}<figure>
 <a href="{{ image_link(image) }}" title="{{ image.row.image_url }}">{% if thumb(image) %}<img src="{{ thumb(image) }}" alt="{{ image.sha256[:12] }}">{% else %}<span class="muted">no thumbnail</span>{% endif %}</a>
 <figcaption>{{ image.label }} {{ "%.2f"|format(image.confidence) }}{% if image.modality %} · {{ image.modality }}{% endif %}{% if image.correction %} ✓{% endif %}{% if image.uncertain %} · uncertain{% endif %}<br>
-<a href="{{ image.row.image_url }}">image</a> · <a href="{{ src[0] }}">{{ src[1] }}</a> · {{ image.row.site }}</figcaption></figure>{% endfor %}</div>
+<a href="{{ image.row.image_url|web }}">image</a> · <a href="{{ src[0]|web }}">{{ src[1] }}</a> · {{ image.row.site }}</figcaption></figure>{% endfor %}</div>
 {% endfor %}</body></html>
 """)
