@@ -230,17 +230,32 @@ class JsConfig(_Section):
 
 @dataclass(frozen=True)
 class LimitsConfig(_Section):
-    """What a crawl may reach (docs/limits.md): networks allowed although not public."""
+    """What a crawl may reach (docs/limits.md): networks allowed although not public, crawl-trap limits."""
 
     allowed_networks: tuple = ()              # ip_network objects, from MEDCRAWL_ALLOWED_NETWORKS
+    max_pages_per_site: int = defaults.MEDCRAWL_MAX_PAGES_PER_SITE
+    max_pattern_chain: int = defaults.MEDCRAWL_MAX_PATTERN_CHAIN
+    max_pattern_urls: int = defaults.MEDCRAWL_MAX_PATTERN_URLS
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> LimitsConfig:
-        cidrs = typed(settings, "getlist", "MEDCRAWL_ALLOWED_NETWORKS")
+        d = cls()
         try:
-            return cls(allowed_networks=networks(cidrs))
+            allowed = networks(typed(settings, "getlist", "MEDCRAWL_ALLOWED_NETWORKS"))
         except ValueError as exc:
             raise ValueError(f"invalid medcrawl settings: MEDCRAWL_ALLOWED_NETWORKS: {exc}") from None
+        config = cls(allowed_networks=allowed,
+                     max_pages_per_site=typed(settings, "getint", "MEDCRAWL_MAX_PAGES_PER_SITE",
+                                              d.max_pages_per_site),
+                     max_pattern_chain=typed(settings, "getint", "MEDCRAWL_MAX_PATTERN_CHAIN",
+                                             d.max_pattern_chain),
+                     max_pattern_urls=typed(settings, "getint", "MEDCRAWL_MAX_PATTERN_URLS",
+                                            d.max_pattern_urls))
+        check({f"{name} must be >= 0 (0: no limit)": value >= 0 for name, value in (
+            ("MEDCRAWL_MAX_PAGES_PER_SITE", config.max_pages_per_site),
+            ("MEDCRAWL_MAX_PATTERN_CHAIN", config.max_pattern_chain),
+            ("MEDCRAWL_MAX_PATTERN_URLS", config.max_pattern_urls))})
+        return config
 
 
 def validate(settings: BaseSettings) -> None:

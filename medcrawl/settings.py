@@ -47,6 +47,11 @@ DOWNLOADER_MIDDLEWARES = {
     "medcrawl.middlewares.PrivateAddressMiddleware": 60,
     "medcrawl.middlewares.StrictRobotsTxtMiddleware": 100,
 }
+# Crawl traps: followed links past a limit are dropped and named in the closing log (0: no limit).
+SPIDER_MIDDLEWARES = {
+    "medcrawl.traps.CrawlTrapMiddleware": 950,
+}
+DEPTH_LIMIT = 100                         # link hops from a seed
 
 # Feeds (-o/-O/FEEDS) carry exactly the row columns, never the internal image bytes.
 FEED_EXPORT_FIELDS = list(ROW_FIELDS)
@@ -70,6 +75,9 @@ MEDCRAWL_DATASET_MODALITIES = []          # e.g. ct,mri: only images of these mo
 MEDCRAWL_LOGSTATS_INTERVAL = 60.0         # seconds between progress lines (0: off)
 MEDCRAWL_REPORT = None                    # write the HTML report of the crawl's rows to this file at the end
 MEDCRAWL_ALLOWED_NETWORKS = []            # CIDR blocks crawled although private/loopback/link-local
+MEDCRAWL_MAX_PAGES_PER_SITE = 10000       # pages (and PDFs) taken from one host
+MEDCRAWL_MAX_PATTERN_CHAIN = 50           # pages in a row that each link to their own URL pattern
+MEDCRAWL_MAX_PATTERN_URLS = 2000          # pages of one URL pattern (digits as N), e.g. /article/N
 MEDCRAWL_CONTENT_INDEX = None             # None: next to a local store, or the harvest's Redis; "off": none
 MEDCRAWL_INDEX_KEY = "medcrawl:index"     # Redis key prefix of the content index
 MEDCRAWL_INDEX_CLAIM_TTL = 600            # seconds a worker's claim on new content lasts

@@ -161,3 +161,17 @@ def test_internal_addresses_are_refused_before_any_connection(hostile):
         assert (row["status"], row["error"]) == ("error", "private_address"), row
     assert hostile.row("/img/ok.png")["status"] == "ok"
     assert hostile.row("/img/cdn.png")["status"] == "ok"      # localhost: the seed host's address
+
+
+def test_crawl_traps_are_cut_with_default_settings(tmp_path):
+    """An endless /page/N generator and a ?d=N calendar end the crawl on their own, and say so."""
+    site = type("Traps", (HostileHandler,), {"hits": [], "pages": {}})
+    with serving(site) as base:
+        proc = run_crawl(base, tmp_path, "-s", f"IMAGES_STORE={tmp_path}/store",
+                         "-a", f"start_urls={base}/page/1,{base}/calendar?d=0", timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pages = [p for p in site.hits if p.startswith("/page/")]
+    days = [p for p in site.hits if p.startswith("/calendar")]
+    assert 50 <= len(pages) <= 110 and 80 <= len(days) <= 110, (len(pages), len(days))
+    assert "MEDCRAWL_MAX_PATTERN_CHAIN=50 stopped" in proc.stderr
+    assert stats_from_log(proc.stderr)["medcrawl/trap/pattern_chain"] >= 2
