@@ -1,6 +1,7 @@
 """Training and evaluation end to end on a tiny generated dataset, and the model API's errors."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -29,16 +30,31 @@ def drawing(rng) -> Image.Image:
     return img
 
 
+def ct_slice(rng) -> Image.Image:
+    """Grey ring (skull/body outline) around mottled grey on black: a stand-in CT slice."""
+    y, x = np.mgrid[-1:1:96j, -1:1:96j]
+    r = np.hypot(x / rng.uniform(0.7, 0.9), y / rng.uniform(0.7, 0.9))
+    arr = np.where(r < 0.8, 90 + rng.normal(0, 25, r.shape), 0) + np.where(abs(r - 0.85) < 0.05, 230, 0)
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    """Two sources per class; each medical source holds radiographs (xray) and CT slices (ct),
+    named in MANIFEST.csv as the training pack does."""
     root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
-    for label, make in (("medical", radiograph), ("non-medical", drawing)):
+    rows = ["path,modality"]
+    for label in ("medical", "non-medical"):
         for source in ("a", "b"):
             folder = root / label / f"{label}-{source}"
             folder.mkdir(parents=True)
             for i in range(8):
+                make = drawing if label == "non-medical" else radiograph if i % 2 else ct_slice
                 make(rng).save(folder / f"{i}.png")
+                if label == "medical":
+                    rows.append(f"{label}/{label}-{source}/{i}.png,{'xray' if i % 2 else 'ct'}")
+    (root / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
     return root
 
 
@@ -48,22 +64,34 @@ def model_dir(dataset, tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
     args = ["--data", str(dataset), "--out", str(out), "--work", str(work), "--views", "2", "--epochs", "3"]
     train.main(args)
-    folds = sorted(p.name for p in next((work / "folds").glob("tiny-*")).iterdir())
-    assert folds == ["medical-a.npy", "medical-b.npy", "non-medical-a.npy", "non-medical-b.npy"]
+    folds_dir = next((work / "folds").glob("tiny-*"))
+    assert sorted(p.name for p in folds_dir.glob("*.npy")) == [
+        "medical-a.npy", "medical-b.npy", "non-medical-a.npy", "non-medical-b.npy"]
+    # the modality head is held out by medical source only
+    assert sorted(p.name for p in (folds_dir / "modality-0").iterdir()) == ["medical-a.npy", "medical-b.npy"]
     train.main(args)      # a rerun resumes from the cached features and folds
     return out
 
 
-def test_training_writes_a_loadable_model_with_heldout_metrics(model_dir):
+def test_training_writes_a_loadable_model_with_heldout_metrics(model_dir, dataset):
     meta = json.loads((model_dir / "model.json").read_text())
     assert 0 < meta["threshold"] < 1 and meta["calibration"]["scale"] > 0
     assert meta["litert_max_abs_diff"] <= 1e-3
     assert {"balanced_accuracy", "ece", "min_source_accuracy"} <= set(meta["heldout"])
     for png in ("confusion_matrix", "roc", "reliability"):
         assert (model_dir / "evaluation" / f"heldout_{png}.png").stat().st_size > 1000
-    clf = Classifier.load(model_dir)
-    probs = clf.predict(np.zeros((3, clf.input_size, clf.input_size, 3), np.uint8))
-    assert probs.shape == (3,) and ((probs >= 0) & (probs <= 1)).all()
+    assert meta["modalities"][:2] == ["xray", "ct"] and 0 < meta["modality_min_confidence"] < 1
+    assert meta["training"]["data"] == [os.path.relpath(dataset)]
+    modality = json.loads((model_dir / "evaluation" / "heldout_modality_metrics.json").read_text())
+    assert modality["images"] == 16 and {r["modality"] for r in modality["per_modality"]} == {"xray", "ct"}
+    assert (model_dir / "evaluation" / "heldout_modality_confusion_matrix.png").stat().st_size > 1000
+    assert (model_dir / "evaluation" / "heldout_folder_curve.png").stat().st_size > 1000
+    for engine in ("litert", "keras"):
+        clf = Classifier.load(model_dir, engine=engine)
+        out = clf.predict_all(np.zeros((3, clf.input_size, clf.input_size, 3), np.uint8))
+        assert out.medical_probability.shape == (3,) and out.modality.shape == (3, len(meta["modalities"]))
+        assert ((out.medical_probability >= 0) & (out.medical_probability <= 1)).all()
+        assert np.allclose(out.modality.sum(axis=1), 1, atol=1e-4)
 
 
 def test_evaluate_reports_every_source(model_dir, dataset, tmp_path, capsys):

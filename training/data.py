@@ -44,3 +44,12 @@ def balanced_weights(frame: pd.DataFrame) -> pd.Series:
             idx = cls.index[cls["source"] == source]
             weights[idx] = 1.0 / (len(per_source) * count)
     return weights * len(frame) / weights.sum()
+
+
+def sample(frame: pd.DataFrame, per_source: int, seed: int = 1234) -> pd.DataFrame:
+    """At most ``per_source`` images of every source (seeded), for quick comparisons; 0 keeps all."""
+    if not per_source:
+        return frame
+    return (frame.groupby("source", group_keys=False, sort=False)
+            .apply(lambda g: g.sample(min(len(g), per_source), random_state=seed))
+            .sort_index().reset_index(drop=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,11 +29,12 @@ def load_view(path: str, size: int, view: int, seed: int) -> np.ndarray | None:
         return None
 
 
-def cache_key(paths: list[str], size: int, seed) -> str:
-    """Stable name for one set of paths at one size and seed."""
-    digest = hashlib.sha256(f"multilevel:{size}:{seed}:".encode())
+def cache_key(paths: list[str], size: int, seed, backbone: str = "lite0") -> str:
+    """Stable name for one set of paths at one size and seed (and backbone, other than Lite0)."""
+    prefix = "multilevel" if backbone == "lite0" else f"multilevel-{backbone}"
+    digest = hashlib.sha256(f"{prefix}:{size}:{seed}:".encode())
     for p in paths:
-        digest.update(p.encode() + b"\0")
+        digest.update(os.path.abspath(p).encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -61,12 +63,43 @@ def extract_view(extractor, paths: list[str], size: int, view: int, seed: int,
     return feats
 
 
-def extract(paths: list[str], size: int, views: int, seed: int, cache_root: Path, log=print) -> np.ndarray:
+def extract(paths: list[str], size: int, views: int, seed: int, cache_root: Path, log=print,
+            backbone: str = "lite0") -> np.ndarray:
     """Features (views, N, D) for every path, computed once and cached under cache_root."""
     from training.model import make_feature_extractor
-    cache = cache_root / cache_key(paths, size, seed)
+    cache = cache_root / cache_key(paths, size, seed, backbone)
     cache.mkdir(parents=True, exist_ok=True)
-    extractor = make_feature_extractor(size)
+    extractor = make_feature_extractor(size, backbone)
     with ThreadPoolExecutor(2) as pool:
         return np.stack([extract_view(extractor, paths, size, v, seed, cache, pool, log)
                          for v in range(views)])
+
+
+def extract_roots(frame, size: int, views: int, seed: int, cache_root: Path, backbone: str = "lite0",
+                  log=print) -> np.ndarray:
+    """Features (views, N, D) of a scanned frame, one cache per data root (as training reads them)."""
+    return np.concatenate([extract(group["path"].tolist(), size, views, seed, cache_root, log, backbone)
+                           for _, group in frame.groupby("root", sort=False)], axis=1)
+
+
+def main(argv=None) -> None:
+    """Fill the feature cache ahead of training (resumable; each chunk of 1024 images is saved)."""
+    import argparse
+    from training import data
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--data", action="append", required=True, help="folder with medical/ and non-medical/")
+    p.add_argument("--work", type=Path, default=Path("runs"), help="cache folder (features/ under it)")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--views", type=int, default=1, help="1 clean + N-1 augmented views per image")
+    p.add_argument("--backbone", default="lite0", help="lite0 or lite2")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--max-per-source", type=int, default=0, help="sample this many per source (0: all)")
+    args = p.parse_args(argv)
+    frame = data.sample(data.scan(args.data), args.max_per_source, args.seed)
+    print(f"{len(frame)} images: {args.backbone} at {args.size} px, {args.views} view(s)", flush=True)
+    extract_roots(frame, args.size, args.views, args.seed, args.work / "features", args.backbone,
+                  log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -139,3 +139,38 @@ def plot_all(y, p, p_calibration, summary, out_dir: Path, prefix: str) -> None:
     ax.set_xlabel("predicted medical probability"); ax.set_ylabel("fraction medical")
     ax.set_title(f"Reliability (ECE {summary['ece']:.4f})")
     fig.tight_layout(); fig.savefig(out_dir / f"{prefix}reliability.png", dpi=120); plt.close(fig)
+
+
+def folder_curve(y: np.ndarray, p: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Purity and recall of the dataset's ``medical/`` folder (label medical and confidence >= c) for
+    min confidences c from 0.50 to 0.99; purity also with both classes weighted equally."""
+    rows = []
+    for c in np.round(np.arange(0.5, 0.991, 0.01), 2):
+        kept = p >= max(threshold, c)
+        tpr, fpr = kept[y == 1].mean(), kept[y == 0].mean()
+        rows.append({"min_confidence": float(c), "purity": float(y[kept].mean()) if kept.any() else 1.0,
+                     "balanced_purity": float(tpr / (tpr + fpr)) if tpr + fpr else 1.0,
+                     "recall": float(tpr), "false_positive_rate": float(fpr)})
+    return pd.DataFrame(rows)
+
+
+def choose_min_confidence(curve: pd.DataFrame, purity: float = 0.99) -> float:
+    """Lowest min confidence whose folder is at least ``purity`` pure (both measures); else the purest."""
+    ok = curve[(curve["purity"] >= purity) & (curve["balanced_purity"] >= purity)]
+    return float(ok["min_confidence"].min() if len(ok) else
+                 curve.loc[curve["balanced_purity"].idxmax(), "min_confidence"])
+
+
+def plot_folder_curve(curve: pd.DataFrame, chosen: float, out: Path) -> None:
+    """Purity and recall of the medical/ folder against the min confidence, the default marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(curve["min_confidence"], curve["purity"], label="purity")
+    ax.plot(curve["min_confidence"], curve["balanced_purity"], "--", label="purity (classes equal)")
+    ax.plot(curve["min_confidence"], curve["recall"], label="medical images kept")
+    ax.axvline(chosen, color="k", lw=1, ls=":", label=f"default {chosen:.2f}")
+    ax.set_xlabel("MEDCRAWL_DATASET_MIN_CONFIDENCE"); ax.set_ylim(0.5, 1.005); ax.legend(loc="lower left")
+    ax.set_title("medical/ folder on held-out sources")
+    fig.tight_layout(); fig.savefig(out, dpi=120); plt.close(fig)
