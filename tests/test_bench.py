@@ -16,6 +16,7 @@ FIGURES = {
     "bench_model.py": ["keras rate b32", "litert rate b32", "litert / keras", "keras file size",
                        "litert file size", "keras load time", "litert load time"],
     "bench_pdf.py": ["product rate", "pymupdf-extract_image rate", "product / pymupdf-extract_image"],
+    "bench_medical.py": ["product rate", "decode floor rate", "product / decode floor"],
     "bench_report.py": ["report rate cold", "report rate warm", "thumbnail rate pool",
                         "thumbnail rate 1 thread", "pool / 1 thread"],
     "bench_crawl.py": ["medcrawl rate", "plain rate", "medcrawl / plain", "medcrawl peak RSS"],

@@ -7,7 +7,8 @@ import zlib
 import nibabel as nib
 import numpy as np
 
-from medcrawl.extract.frames import Frame, MedicalFileError, Rendered, to_png, window
+from medcrawl.extract.frames import (Frame, MedicalFileError, Rendered, percentile_window, to_png,
+                                     window)
 
 EXTENSIONS = (".nii", ".nii.gz")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -88,9 +89,7 @@ def _first_volume(img) -> np.ndarray:
 
 def _slices(volume: np.ndarray, zooms: tuple) -> list[Frame]:
     """The middle slice of each plane with at least 2x2 voxels, windowed on the whole volume."""
-    sample = volume[::2, ::2, ::2] if volume.size > 8_000_000 else volume
-    finite = sample[np.isfinite(sample)]
-    low, high = (float(v) for v in np.percentile(finite, (0.5, 99.5))) if finite.size else (0, 0)
+    low, high = percentile_window(volume)
     frames = []
     for plane, axis, (col_axis, row_axis) in PLANES:
         if volume.shape[col_axis] < 2 or volume.shape[row_axis] < 2:
