@@ -15,11 +15,11 @@ import gradio as gr
 
 from medcrawl.corrections import LABELS, MEDICAL, UNCERTAIN, UNUSABLE
 from medcrawl.oneoff.harvest import Harvest, HarvestError, Image, source_link, thumbnails
+from medcrawl.model.classifier import MODALITIES as MODEL_MODALITIES, OTHER_MODALITY
 
 PAGE_SIZE = 48
 ANY = "any"
-MODALITIES = ("xray", "ct", "mri", "ultrasound", "nuclear", "microscopy", "dermoscopy", "fundus",
-              "oct", "endoscopy", "other")
+MODALITIES = (*MODEL_MODALITIES, OTHER_MODALITY)
 KEEP = "keep"
 BUTTONS = {MEDICAL: ("Medical [m]", "review-medical"), "non-medical": ("Non-medical [n]", "review-non-medical"),
            UNUSABLE: ("Not a usable image [u]", "review-unusable")}
