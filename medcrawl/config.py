@@ -147,12 +147,21 @@ class MedicalConfig(_Section):
     dicom_frames: str = defaults.MEDCRAWL_DICOM_FRAMES
     keep_original: bool = defaults.MEDCRAWL_DICOM_KEEP_ORIGINAL
 
+    @staticmethod
+    def frames_choice(value: Any) -> str:
+        """``middle``, ``all`` or a frame count >= 1, normalised; ValueError otherwise."""
+        frames = str(value).strip().lower()
+        if frames in ("middle", "all") or (frames.isdigit() and int(frames) >= 1):
+            return frames
+        raise ValueError(f"{value!r} is not middle, all or a number of frames >= 1")
+
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> MedicalConfig:
         d = cls()
-        frames = str(settings.get("MEDCRAWL_DICOM_FRAMES") or d.dicom_frames).strip().lower()
-        check({"MEDCRAWL_DICOM_FRAMES must be middle, all or a number of frames >= 1":
-               frames in ("middle", "all") or (frames.isdigit() and int(frames) >= 1)})
+        try:
+            frames = cls.frames_choice(settings.get("MEDCRAWL_DICOM_FRAMES") or d.dicom_frames)
+        except ValueError as exc:
+            raise ValueError(f"invalid medcrawl settings: MEDCRAWL_DICOM_FRAMES: {exc}") from None
         return cls(dicom_frames=frames,
                    keep_original=settings.getbool("MEDCRAWL_DICOM_KEEP_ORIGINAL", d.keep_original))
 

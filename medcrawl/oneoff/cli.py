@@ -49,10 +49,10 @@ def positive_int(text: str) -> int:
 
 def dicom_frames(text: str) -> str:
     """middle, all, or a frame count >= 1 (as MEDCRAWL_DICOM_FRAMES)."""
-    value = text.strip().lower()
-    if value in ("middle", "all") or (value.isdigit() and int(value) >= 1):
-        return value
-    raise argparse.ArgumentTypeError(f"{text!r} is not middle, all or a number of frames >= 1")
+    try:
+        return MedicalConfig.frames_choice(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def modality_list(text: str) -> tuple[str, ...]:
