@@ -61,7 +61,8 @@ def failure_reason(exc: BaseException | None) -> tuple[str, str]:
     if isinstance(exc, DownloadCancelledError) or _too_large(exc):
         return ("too_large" if _too_large(exc) else "cancelled"), ERROR
     if isinstance(exc, IgnoreRequest):
-        return _ignored_reason(str(exc)), SKIPPED
+        reason = _ignored_reason(str(exc))
+        return reason, ERROR if reason == "too_many_redirects" else SKIPPED
     for types, reason in BY_TYPE:
         if isinstance(exc, types):
             return reason, ERROR
@@ -77,4 +78,6 @@ def _ignored_reason(message: str) -> str:
         return "robots_txt"
     if "offsite" in message:
         return "offsite"
+    if "max redirections" in message:
+        return "too_many_redirects"
     return "ignored"

@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from scrapy import Request
+from scrapy import Request, signals
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -152,3 +153,68 @@ async def resolve(host: str) -> str | None:
         return await maybe_deferred_to_future(reactor.resolve(host))
     except Exception:  # noqa: BLE001 - resolution errors are reported by the download itself
         return None
+
+
+class DownloadOutcomeMiddleware:
+    """Name two outcomes Scrapy leaves vague: a streamed body cut at DOWNLOAD_MAXSIZE (``too_large``,
+    not ``cancelled``) and a redirect back to a URL already in the chain (``redirect_loop``, at once)."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._received: WeakKeyDictionary[Request, int] = WeakKeyDictionary()
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DownloadOutcomeMiddleware:
+        mw = cls(crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+        crawler.signals.connect(mw.bytes_received, signal=signals.bytes_received)
+        return mw
+
+    def bytes_received(self, data: bytes, request: Request, spider: Any = None) -> None:
+        self._received[request] = self._received.get(request, 0) + len(data)
+
+    def process_request(self, request: Request) -> None:
+        if request.url in (request.meta.get("redirect_urls") or ()):
+            raise Refused("redirect_loop", ERROR, f"{request.url} redirects back to itself")
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        limit = request.meta.get("download_maxsize", self.maxsize)
+        if limit and self._received.pop(request, 0) > limit:
+            raise Refused("too_large", ERROR, f"body over DOWNLOAD_MAXSIZE ({limit} bytes)")
+
+
+class ShutdownMiddleware:
+    """Spider middleware (outermost): after a first SIGTERM or Ctrl-C, take nothing more from the spider.
+
+    Scrapy stops scheduling at the first signal but still drains what the spider yields for the
+    responses it has, e.g. the 20,000 rows of one page, each an image download. The spider's
+    output is cut off instead: rows already in the pipelines are finished and written, the rest
+    of the page is not (nor marked done in a JOBDIR journal, so a resumed crawl takes it again).
+    """
+
+    def __init__(self, crawler: Any):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ShutdownMiddleware:
+        return cls(crawler)
+
+    def process_spider_output(self, response: Response, result: Any, spider: Any = None) -> Any:
+        for entry in result:
+            if self._stopping(response):
+                return
+            yield entry
+
+    async def process_spider_output_async(self, response: Response, result: Any,
+                                          spider: Any = None) -> Any:
+        async for entry in result:
+            if self._stopping(response):
+                return
+            yield entry
+
+    def _stopping(self, response: Response) -> bool:
+        engine = self.crawler.engine
+        if engine is None or engine.running:
+            return False
+        logger.info("Shutting down: the rest of %s is not taken", response.url)
+        self.crawler.stats.inc_value("medcrawl/shutdown/pages_cut")
+        return True

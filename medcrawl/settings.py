@@ -46,9 +46,12 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "medcrawl.middlewares.PrivateAddressMiddleware": 60,
     "medcrawl.middlewares.StrictRobotsTxtMiddleware": 100,
+    "medcrawl.middlewares.DownloadOutcomeMiddleware": 950,
 }
 # Crawl traps: followed links past a limit are dropped and named in the closing log (0: no limit).
+# A first SIGTERM / Ctrl-C stops taking the spider's output; what is in the pipelines finishes.
 SPIDER_MIDDLEWARES = {
+    "medcrawl.middlewares.ShutdownMiddleware": 5,
     "medcrawl.traps.CrawlTrapMiddleware": 950,
 }
 DEPTH_LIMIT = 100                         # link hops from a seed

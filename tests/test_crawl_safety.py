@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import re
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -17,7 +19,7 @@ from PIL import Image
 
 from medcrawl.oneoff.localserver import serving
 from pdf_bombs import flate_bomb
-from scale_helpers import read_jsonl, run_crawl, stats_from_log
+from scale_helpers import read_jsonl, run_crawl, start_crawl, stats_from_log, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -175,3 +177,61 @@ def test_crawl_traps_are_cut_with_default_settings(tmp_path):
     assert 50 <= len(pages) <= 110 and 80 <= len(days) <= 110, (len(pages), len(days))
     assert "MEDCRAWL_MAX_PATTERN_CHAIN=50 stopped" in proc.stderr
     assert stats_from_log(proc.stderr)["medcrawl/trap/pattern_chain"] >= 2
+
+
+def test_body_cut_at_download_maxsize_is_too_large(hostile):
+    row = hostile.row("/huge.png")
+    assert (row["status"], row["error"]) == ("error", "too_large")
+
+
+def test_image_redirect_loop_is_named(hostile):
+    row = hostile.row("/loop.png")
+    assert (row["status"], row["error"]) == ("error", "redirect_loop")
+    assert hostile.site_hits.count("/loop.png") == 1
+
+
+class ManyImages(BaseHTTPRequestHandler):
+    """One page showing 20,000 images (all the same small PNG); image requests are counted."""
+
+    protocol_version = "HTTP/1.1"
+    images: list[float] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/img/"):
+            self.images.append(time.monotonic())
+            body, ctype = IMAGE, "image/png"
+        elif self.path == "/":
+            body, ctype = page("".join(f"<img src='/img/{n}.png'>" for n in range(20_000))), "text/html"
+        else:
+            body, ctype = b"", "text/plain"
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        pass
+
+
+def test_first_sigterm_stops_taking_rows_and_finishes_in_flight(tmp_path):
+    with serving(ManyImages) as base:
+        proc = start_crawl(base, tmp_path, "-s", f"IMAGES_STORE={tmp_path}/store",
+                           "-o", f"{tmp_path}/rows.jsonl")
+        try:
+            wait_for(lambda: len(ManyImages.images) >= 300 or proc.poll() is not None, 180,
+                     what="300 image requests")
+            assert proc.poll() is None, "the crawl ended before the signal"
+            proc.send_signal(signal.SIGTERM)
+            sent, before = time.monotonic(), len(ManyImages.images)
+            proc.wait(timeout=90)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log = (tmp_path / "crawl.log").read_text()
+    after = sum(1 for t in ManyImages.images if t > sent)
+    rows = read_jsonl(tmp_path / "rows.jsonl")
+    assert after < 500, f"{after} images requested after SIGTERM ({before} before), exit after {took:.0f} s"
+    assert "Closing spider (shutdown)" in log and "Shutting down: the rest of" in log
+    assert len(rows) >= before - 200                  # what was in flight was finished and written

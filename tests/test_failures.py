@@ -11,7 +11,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils._download_handlers import get_maxsize_msg
 from twisted.internet import error as tx_error
 
-from medcrawl.failures import MediaFailure, failure_reason
+from medcrawl.failures import MediaFailure, Refused, failure_reason
 
 URL = "http://127.0.0.1:1/x.png"
 
@@ -35,6 +35,9 @@ URL = "http://127.0.0.1:1/x.png"
     (IgnoreRequest("Forbidden by robots.txt"), "robots_txt", "skipped"),
     (IgnoreRequest("Filtered offsite request to 'cdn.example'"), "offsite", "skipped"),
     (IgnoreRequest("some middleware said no"), "ignored", "skipped"),
+    (IgnoreRequest("max redirections reached"), "too_many_redirects", "error"),
+    (Refused("private_address", "error", "127.0.0.2 is a loopback address"), "private_address", "error"),
+    (Refused("robots_txt", "skipped"), "robots_txt", "skipped"),
     (MediaFailure("empty"), "empty", "error"),
     (MediaFailure("too_small", "skipped"), "too_small", "skipped"),
     (RuntimeError("anything else"), "download_failed", "error"),
