@@ -219,3 +219,17 @@ def test_head_cost_benchmark_runs(modality_model, tmp_path):
     for name in ("medical output only", "medical + modality", "with head / without"):
         assert name in proc.stdout
     assert all(f["value"] > 0 for f in json.loads((tmp_path / "f.json").read_text())["figures"])
+
+
+def test_a_dicom_tag_modality_stays_next_to_the_models(capsys, model, tmp_path):
+    from dicom_files import ct_with_rescale, ultrasound_rgb, write
+    files = [write(ct_with_rescale(), tmp_path / "ct.dcm"), write(ultrasound_rgb(), tmp_path / "us.dcm")]
+    _, rows, _ = classify(capsys, model.model_dir, *files)
+    names = set(model.modalities) | {OTHER_MODALITY}
+    assert [(r["format"], r["modality"], r["modality_confidence"]) for r in rows] == [
+        ("dicom", "ct", 1.0), ("dicom", "ultrasound", 1.0)]
+    for row in rows:
+        if row["label"] == "medical" and row["model_modality"]:
+            assert row["model_modality"] in names - {row["modality"]}
+        else:
+            assert row["model_modality"] == ""
