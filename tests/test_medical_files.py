@@ -229,3 +229,25 @@ def test_web_page_upload_of_a_dicom(site, classifier, tmp_path):
     assert list(table["format"]) == ["dicom"] and list(table["modality"]) == ["ct"]
     shown = table.to_csv().encode() + result.message.encode() + everything_written(work)
     assert_no_patient_data(shown, "the web page's rows and downloads")
+
+
+def test_tag_modality_is_kept_on_medical_rows_only(classifier, tmp_path):
+    """A CT's tag gives its modality; a photograph filed as "CT" is non-medical and has none."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from dicom_files import ct_with_rescale, new_dataset, write
+    from medcrawl.extract.medical import medical_rows
+    from medcrawl.model.labelling import label_items
+
+    photo = new_dataset("CT")
+    photo.set_pixel_data(np.asarray(Image.open(io.BytesIO(photo_jpeg())).convert("RGB")), "RGB", 8)
+    files = {"ct.dcm": ct_with_rescale(), "photo.dcm": photo}
+    rows = [row for name, ds in files.items()
+            for row in medical_rows("dicom", write(ds, tmp_path / name).read_bytes(), name)]
+    assert [r.modality for r in rows] == ["ct", "ct"]           # both tags say CT
+    ct, photo_row = label_items(classifier, rows)
+    assert (ct.label, ct.modality, ct.modality_confidence) == ("medical", "ct", 1.0)
+    assert (photo_row.label, photo_row.modality, photo_row.model_modality) == ("non-medical", "", "")

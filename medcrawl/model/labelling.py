@@ -7,7 +7,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from medcrawl.model.classifier import Classifier, Prediction
+from medcrawl.model.classifier import MEDICAL, Classifier, Prediction
 from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError
 from medcrawl.items import ImageItem
 
@@ -57,6 +57,9 @@ def set_modality(item: ImageItem, verdict: Prediction) -> None:
     """The model's modality; one already set (from a DICOM tag) stays, the model's differing one
     goes to ``model_modality``."""
     confidence = None if verdict.modality_confidence is None else round(verdict.modality_confidence, 6)
+    if verdict.label != MEDICAL:                  # non-medical rows have none, not even a tag's
+        item.modality, item.modality_confidence, item.model_modality = "", None, ""
+        return
     if not item.modality:
         item.modality, item.modality_confidence, item.model_modality = verdict.modality, confidence, ""
         return
