@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit, urlunsplit
 
 # Feed columns, in order. FEED_EXPORT_FIELDS uses this, so internal fields never reach a feed.
 ROW_FIELDS = (
@@ -42,6 +43,9 @@ class ImageItem:
     body: bytes | None = field(default=None, repr=False)   # internal: never exported
     original: bytes | None = field(default=None, repr=False)   # internal: a DICOM/NIfTI file's own bytes, stored only when asked
 
+    def __post_init__(self) -> None:
+        self.image_url, self.source_url = without_credentials(self.image_url), without_credentials(self.source_url)
+
     def fail(self, reason: str, status: str = "error") -> "ImageItem":
         """Mark this row as skipped or failed with a specific reason (the first reason wins)."""
         if self.status not in ("error", "skipped"):
@@ -67,6 +71,16 @@ class ImageItem:
     def row(self) -> dict:
         """The exported columns only, in ROW_FIELDS order."""
         return {name: getattr(self, name) for name in ROW_FIELDS}
+
+
+def without_credentials(url: str) -> str:
+    """An http(s) URL without its ``user:password@`` part, so no output column carries a password."""
+    if "@" not in url or not url[:8].lower().startswith(("http://", "https://")):
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 assert set(ROW_FIELDS) | set(VERDICT_FIELDS) <= {f.name for f in fields(ImageItem)}

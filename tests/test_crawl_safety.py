@@ -190,6 +190,11 @@ def test_image_redirect_loop_is_named(hostile):
     assert hostile.site_hits.count("/loop.png") == 1
 
 
+def test_credentials_never_reach_the_rows(hostile):
+    assert hostile.row("/img/creds.png")["image_url"] == f"{hostile.base}/img/creds.png"
+    assert not any("secret" in str(value) for row in hostile.rows for value in row.values())
+
+
 class ManyImages(BaseHTTPRequestHandler):
     """One page showing 20,000 images (all the same small PNG); image requests are counted."""
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import unicodedata
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -57,8 +58,8 @@ class TableWriter:
         size = f"{item.width}x{item.height}" if item.width else ""
         conf = f"{item.confidence:.3f}" if item.confidence is not None else ""
         status = f"{item.status}: {item.error}" if item.error else item.status
-        self.rows.append((item.image_url, item.source_type, str(item.pdf_page or ""), size,
-                          item.label, conf, item.modality, status))
+        self.rows.append(tuple(map(printable, (item.image_url, item.source_type, str(item.pdf_page or ""),
+                                               size, item.label, conf, item.modality, status))))
 
     def close(self) -> None:
         rows = [self.COLUMNS, *self.rows]
@@ -69,6 +70,16 @@ class TableWriter:
                  .rstrip() for row in rows]
         self.stream.write(("\n".join(lines) + "\n").encode())
         self.stream.flush()
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format (e.g. bidi overrides) and undecodable characters escaped
+    (``\\x1b``, ``\\u202e``), so a file name cannot move the cursor or recolour a terminal."""
+    return "".join(ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if unicodedata.category(ch) in UNPRINTABLE else ch for ch in text)
+
+
+UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def open_writer(fmt: str, stream: BinaryIO):
