@@ -97,3 +97,61 @@ def test_folder_walk_reads_avif(capsys, tmp_path):
     (tmp_path / "scan.avif").write_bytes(png_bytes(2, "AVIF"))
     code, rows, _ = classify(capsys, tmp_path)
     assert [(Path(r["image_url"]).name, r["status"], r["format"]) for r in rows] == [("scan.avif", "ok", "AVIF")]
+
+
+@pytest.fixture(scope="module")
+def small_ui(tmp_path_factory):
+    """`medcrawl ui` with a 1 MB request limit (files up to 2 MB each), on a free port."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from scale_helpers import free_port, wait_for
+
+    port, log = free_port(), tmp_path_factory.mktemp("ui") / "ui.log"
+    script = Path(sys.executable).with_name("medcrawl")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(script), "ui", "--port", str(port), "--max-request-size", "1MB",
+                                 "--max-file-size", "2MB"], stdout=out, stderr=subprocess.STDOUT)
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+            return True
+        except OSError:
+            return False
+    try:
+        wait_for(up, 100, interval=0.5, what="medcrawl ui")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def upload(port: int, size: int, chunked: bool = False) -> int:
+    """POST one file of ``size`` bytes to the page's upload endpoint; the HTTP status."""
+    import http.client
+
+    boundary = "medcrawl-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    try:
+        if chunked:
+            chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))
+            conn.request("POST", "/gradio_api/upload", body=chunks, headers=headers, encode_chunked=True)
+        else:
+            conn.request("POST", "/gradio_api/upload", body=body, headers=headers)
+        return conn.getresponse().status
+    except (BrokenPipeError, ConnectionResetError):
+        return 413                      # refused while the body was still being sent
+    finally:
+        conn.close()
+
+
+def test_web_page_limits_the_size_of_one_request(small_ui):
+    assert upload(small_ui, 100_000) == 200
+    assert upload(small_ui, 1_500_000) == 413               # under the per-file limit, over the request's
+    assert upload(small_ui, 1_500_000, chunked=True) == 413  # no Content-Length: counted as it comes

@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--max-file-size", type=parse_size, default="20MB", metavar="SIZE",
                    help="largest upload accepted, per file (default: 20MB)")
+    p.add_argument("--max-request-size", type=parse_size, default="100MB", metavar="SIZE",
+                   help="largest HTTP request accepted, all its uploads together (default: 100MB)")
     p.add_argument("--max-images", type=positive_int, default=50, metavar="N",
                    help="most images classified per request (default: %(default)s)")
     p.add_argument("--request-timeout", type=float, default=120.0, metavar="SECONDS",
@@ -345,7 +347,8 @@ def cmd_ui(args) -> int:
         return EXIT_FATAL
     from medcrawl.oneoff import ui
     settings = ui.UiSettings(
-        max_images=args.max_images, max_file_size=args.max_file_size, batch_size=args.batch_size,
+        max_images=args.max_images, max_file_size=args.max_file_size,
+        max_request_size=args.max_request_size, batch_size=args.batch_size,
         min_size=args.min_size, request_timeout=args.request_timeout,
         concurrency=args.concurrency, fetch=fetch_limits(args), medical=medical_options(args),
         review=ui.ReviewSettings(Path(args.review_root or Path(args.review).parent if args.review else "."),

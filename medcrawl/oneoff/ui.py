@@ -16,10 +16,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402 - after the analytics switch
 import pandas as pd  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from medcrawl.model.classifier import MEDICAL, Classifier  # noqa: E402
 from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
 from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
+from medcrawl.oneoff.requestlimit import RequestSizeLimit  # noqa: E402
 from medcrawl.model.images import ImageError, open_image, to_rgb  # noqa: E402
 from medcrawl.oneoff.inputs import InputReader, is_url, labelled_batches  # noqa: E402
 from medcrawl.extract.medical import MedicalOptions  # noqa: E402
@@ -42,6 +44,7 @@ class UiSettings:
 
     max_images: int = 50                     # per request
     max_file_size: int = 20 * 1024 * 1024    # per uploaded file, enforced by Gradio
+    max_request_size: int = 100 * 1024 * 1024  # per HTTP request (all its files), enforced here
     batch_size: int = 32
     min_size: int = 64
     request_timeout: float = 120.0           # all fetches of one request
@@ -284,7 +287,9 @@ def serve(classifier: Classifier, settings: UiSettings, host: str = "127.0.0.1",
           port: int = 7860, block: bool = True) -> gr.Blocks:
     """Build and launch the page; with ``block=False`` return once it is listening."""
     app = build_app(classifier, settings)
+    limit = Middleware(RequestSizeLimit, max_bytes=settings.max_request_size)
     app.launch(server_name=host, server_port=port, max_file_size=settings.max_file_size,
+               app_kwargs={"middleware": [limit]},
                prevent_thread_lock=not block, show_error=False, ssr_mode=False, share=False,
                quiet=not block)
     return app
