@@ -24,7 +24,7 @@ def build_site(root: Path, base: str) -> dict[str, tuple[str, str]]:
     """The case site; returns (image_url, source_url) -> expected (status, error or format)."""
     cases = root / "cases"
     good = good_files(cases)
-    private = good_files(root / "private", PATIENT)["ct_rescale.dcm"]
+    good_files(root / "private", PATIENT)          # ct_rescale.dcm there holds the patient values
     bad = bad_files(cases)
     (root / "volumes").mkdir()
     (root / "volumes" / "brain.nii.gz").write_bytes(nifti_volume().read_bytes())
