@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 # Feed columns, in order. FEED_EXPORT_FIELDS uses this, so internal fields never reach a feed.
@@ -41,6 +42,7 @@ class ImageItem:
     status: str = ""                   # ok | skipped | error
     error: str = ""                    # specific reason when status is not ok
     body: bytes | None = field(default=None, repr=False)   # internal: never exported
+    preview: Any = field(default=None, repr=False)   # internal: the web page's thumbnail (a Pillow image)
     original: bytes | None = field(default=None, repr=False)   # internal: a DICOM/NIfTI file's own bytes, stored only when asked
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ FIGURES = {
     "bench_report.py": ["report rate cold", "report rate warm", "thumbnail rate pool",
                         "thumbnail rate 1 thread", "pool / 1 thread"],
     "bench_crawl.py": ["medcrawl rate", "plain rate", "medcrawl / plain", "medcrawl peak RSS"],
+    "bench_image_memory.py": ["medcrawl peak RSS", "full-size peak RSS", "medcrawl / full-size peak"],
     "bench_memory.py": ["medcrawl peak RSS at 30", "medcrawl peak RSS at 120", "medcrawl 120 / 30",
                         "plain peak RSS at 120"],
 }

@@ -155,3 +155,20 @@ def test_web_page_limits_the_size_of_one_request(small_ui):
     assert upload(small_ui, 100_000) == 200
     assert upload(small_ui, 1_500_000) == 413               # under the per-file limit, over the request's
     assert upload(small_ui, 1_500_000, chunked=True) == 413  # no Content-Length: counted as it comes
+
+
+def test_web_page_decodes_each_upload_once(classifier, tmp_path, monkeypatch):
+    """The gallery thumbnail comes from the labelling decode, not from a second one."""
+    from PIL import Image
+
+    from medcrawl.oneoff.ui import ClassifyService, UiSettings
+
+    opened, real_open = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **kw: opened.append(fp) or real_open(fp, *a, **kw))
+    path = tmp_path / "upload.png"
+    Image.effect_noise((1200, 900), 40).convert("RGB").save(path)
+    (tmp_path / "out").mkdir()
+    result = ClassifyService(classifier, UiSettings(), tmp_path / "out").run([str(path)], {})
+    assert len(opened) == 1
+    [(thumb, _)] = [entry[:2] for entry in result.gallery]
+    assert max(thumb.size) == 256 and thumb.mode == "RGB"

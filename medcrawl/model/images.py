@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -47,6 +52,7 @@ class ImageInfo:
     format: str
     mode: str
     frames: int = 1
+    preview: Any = field(default=None, compare=False, repr=False)   # prepare(preview=N) only
 
     @property
     def extension(self) -> str:
@@ -84,11 +90,15 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_size: int | None = None):
-    """Decode bytes fully into a Pillow image and its ImageInfo, or raise ImageError.
+def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_size: int | None = None,
+               reduce_to: int | None = None):
+    """Decode bytes into a Pillow image and its ImageInfo, or raise ImageError.
 
-    ``draft_size`` lets JPEG decode at a reduced scale (at least that many pixels a side):
-    the stream is still read to the end, so truncation is still caught.
+    ``draft_size`` lets JPEG decode at a reduced scale (at least that many pixels a side): the
+    stream is still read to the end, so truncation is still caught. ``reduce_to`` shrinks other
+    formats right after decoding (by a whole factor, the shorter side staying at least twice
+    that), so later conversions work on the small copy. Full-size decoding waits for room in
+    the shared pixel budget (DECODE_BUDGET), so threads decoding big images at once cannot add up.
     """
     if not data:
         raise ImageError("empty", "zero-byte content")
@@ -97,27 +107,98 @@ def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_s
         raise ImageError("svg_not_supported", "SVG vector images are not rasterized", status="skipped")
     if kind in ("pdf", "html"):
         raise ImageError("not_an_image", f"content is {kind.upper()}")
-    with _BOMB_WARNINGS_AS_ERRORS:
-        try:
-            img = Image.open(io.BytesIO(data))
-            info = ImageInfo(img.width, img.height, img.format or "unknown", img.mode,
-                             getattr(img, "n_frames", 1))
-            _check_pixels(info, max_pixels)
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
+    with _BOMB_WARNINGS_AS_ERRORS, _decode_errors():
+        img = Image.open(io.BytesIO(data))
+        info = ImageInfo(img.width, img.height, img.format or "unknown", img.mode,
+                         getattr(img, "n_frames", 1))
+        _check_pixels(info, max_pixels)
+        if draft_size and img.format == "JPEG":
+            img.draft("RGB", (draft_size, draft_size))
+        with DECODE_BUDGET.hold(img.width * img.height):
             img.load()
-        except ImageError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError("decompression_bomb", str(exc)) from None
-        except UnidentifiedImageError:
-            raise ImageError("not_an_image", "content is not a recognised image format") from None
-        except OSError as exc:
-            reason = "truncated" if "truncated" in str(exc).lower() else "undecodable"
-            raise ImageError(reason, str(exc)) from None
-        except (ValueError, SyntaxError, EOFError, TypeError, IndexError) as exc:
-            raise ImageError("undecodable", f"{type(exc).__name__}: {exc}") from None
+            if reduce_to:
+                img = reduced(img, reduce_to)
     return img, info
+
+
+@contextmanager
+def _decode_errors() -> Iterator[None]:
+    """Pillow's exceptions while identifying or decoding -> ImageError with a specific reason."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError("decompression_bomb", str(exc)) from None
+    except UnidentifiedImageError:
+        raise ImageError("not_an_image", "content is not a recognised image format") from None
+    except OSError as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else "undecodable"
+        raise ImageError(reason, str(exc)) from None
+    except (ValueError, SyntaxError, EOFError, TypeError, IndexError) as exc:
+        raise ImageError("undecodable", f"{type(exc).__name__}: {exc}") from None
+
+
+def reduced(img: Image.Image, size: int) -> Image.Image:
+    """The image shrunk by the largest whole factor that keeps its shorter side >= 2 * size."""
+    factor = min(img.size) // (2 * size)
+    if factor < 2:
+        return img
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    try:
+        return img.reduce(factor)                         # box average, where the mode allows
+    except ValueError:                                    # palette, 1-bit, 16-bit: nearest pixels
+        return img.resize((img.width // factor, img.height // factor), Image.NEAREST)
+
+
+class PixelBudget:
+    """At most ``limit`` pixels decoded at full size at once, across threads (a bigger image goes alone)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._room = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._room:
+            self._room.wait_for(lambda: self.used == 0 or self.used + pixels <= self.limit)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._room:
+                self.used -= pixels
+                self._room.notify_all()
+
+
+DECODE_BUDGET = PixelBudget(DEFAULT_MAX_PIXELS)
+
+
+def release_memory() -> None:
+    """Hand freed decode buffers back to the system (glibc keeps them in its arenas otherwise)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc():
+    """glibc, with big blocks (Pillow allocates images in 16 MB blocks) always mapped on their own.
+
+    glibc otherwise raises its mmap threshold after the first such block is freed, and later
+    blocks stay in per-thread arenas: each decoding thread would keep a full image's worth.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    if not hasattr(libc, "malloc_trim"):
+        return None
+    libc.mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024)
+    return libc
+
+
+M_MMAP_THRESHOLD = -3
+_LIBC = _libc()
 
 
 class _BombWarningsAsErrors:
@@ -192,14 +273,24 @@ def resize_square(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def prepare(data: bytes, size: int, min_size: int = 0,
-            max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[ImageInfo, np.ndarray]:
-    """Bytes -> (ImageInfo, uint8 model input); raises ImageError, with ``too_small`` as skipped."""
-    img, info = open_image(data, max_pixels=max_pixels, draft_size=size)
+def prepare(data: bytes, size: int, min_size: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+            preview: int = 0) -> tuple[ImageInfo, np.ndarray]:
+    """Bytes -> (ImageInfo, uint8 model input); raises ImageError, with ``too_small`` as skipped.
+
+    Decoded once, at reduced size where the format allows; ``preview`` > 0 also keeps an RGB
+    copy at most that big as ``ImageInfo.preview`` (the web page's thumbnail, no second decode).
+    """
+    side = max(size, preview)
+    img, info = open_image(data, max_pixels=max_pixels, draft_size=side, reduce_to=side)
     if min(info.width, info.height) < min_size:
         raise ImageError("too_small", f"{info.width}x{info.height} is below {min_size}x{min_size}",
                          status="skipped", size=(info.width, info.height))
-    return info, resize_square(to_rgb(img), size)
+    rgb = to_rgb(img)
+    if preview:
+        thumb = rgb.copy()
+        thumb.thumbnail((preview, preview))
+        info = replace(info, preview=thumb)
+    return info, resize_square(rgb, size)
 
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False

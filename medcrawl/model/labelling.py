@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from medcrawl.model.classifier import MEDICAL, Classifier, Prediction
-from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError
+from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, release_memory
 from medcrawl.items import ImageItem
 
 # Threads that decode a batch's images side by side (Pillow releases the GIL while decoding).
@@ -18,11 +18,12 @@ _pool_lock = threading.Lock()
 
 
 def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 64,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[ImageItem]:
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, preview: int = 0) -> list[ImageItem]:
     """Fill size, format, sha256 and verdict of every item that has a body, in place.
 
     Items already marked error/skipped are left as they are; every other item ends with
-    status ``ok``, ``skipped`` or ``error`` and a specific reason. Blocking: call off the reactor.
+    status ``ok``, ``skipped`` or ``error`` and a specific reason. ``preview`` > 0 keeps a
+    thumbnail that big in ``item.preview``. Blocking: call off the reactor.
     """
     todo = []
     for item in items:
@@ -32,7 +33,8 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
             item.fail("no_content")
             continue
         todo.append(item)
-    prepare = functools.partial(_prepare, classifier, min_size=min_size, max_pixels=max_pixels)
+    prepare = functools.partial(_prepare, classifier, min_size=min_size, max_pixels=max_pixels,
+                                preview=preview)
     ready, arrays = [], []
     for item, result in zip(todo, _decode_map(prepare, todo)):
         if isinstance(result, ImageError):
@@ -43,6 +45,7 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
         info, array = result
         item.width, item.height = info.width, info.height
         item.format = item.format or info.format  # a rendered DICOM/NIfTI frame keeps its file's format
+        item.preview = info.preview
         ready.append(item)
         arrays.append(array)
     for item, verdict in zip(ready, classifier.classify_arrays(arrays)):
@@ -50,6 +53,7 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
         item.medical_probability = round(verdict.medical_probability, 6)
         item.model, item.status, item.error = classifier.name, "ok", ""
         set_modality(item, verdict)
+    release_memory()                              # the batch's decode buffers, back to the system
     return items
 
 
@@ -69,11 +73,12 @@ def set_modality(item: ImageItem, verdict: Prediction) -> None:
     item.model_modality = verdict.modality if differs else ""
 
 
-def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels: int | None):
+def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels: int | None,
+             preview: int = 0):
     """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
     item.content_sha256()
     try:
-        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels)
+        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels, preview=preview)
     except ImageError as exc:
         return exc
 

@@ -178,8 +178,8 @@ def _os_reason(exc: Exception) -> str:
 
 
 def labelled_batches(classifier: Classifier, items: Iterable[ImageItem], batch_size: int = 32,
-                     min_size: int = 64) -> Iterator[list[ImageItem]]:
+                     min_size: int = 64, preview: int = 0) -> Iterator[list[ImageItem]]:
     """Label items a batch at a time: one model call per batch, never one per image."""
     it = iter(items)
     while chunk := list(itertools.islice(it, max(1, batch_size))):
-        yield label_items(classifier, chunk, min_size=min_size)
+        yield label_items(classifier, chunk, min_size=min_size, preview=preview)

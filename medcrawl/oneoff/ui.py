@@ -22,7 +22,6 @@ from medcrawl.model.classifier import MEDICAL, Classifier  # noqa: E402
 from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
 from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
 from medcrawl.oneoff.requestlimit import RequestSizeLimit  # noqa: E402
-from medcrawl.model.images import ImageError, open_image, to_rgb  # noqa: E402
 from medcrawl.oneoff.inputs import InputReader, is_url, labelled_batches  # noqa: E402
 from medcrawl.extract.medical import MedicalOptions  # noqa: E402
 from medcrawl.items import ROW_FIELDS, ImageItem  # noqa: E402
@@ -85,14 +84,14 @@ class ClassifyService:
                              medical=self.settings.medical)
         export = MedicalExport(out / "medical", self.classifier.threshold)
         items, thumbs = [], {}
-        for batch in labelled_batches(self.classifier, reader.items(inputs),
-                                      self.settings.batch_size, self.settings.min_size):
+        for batch in labelled_batches(self.classifier, reader.items(inputs), self.settings.batch_size,
+                                      self.settings.min_size, preview=THUMB):
             for item in batch:
                 _rename(item, names or {})
                 export.add(item)
                 if item.status == "ok":
-                    thumbs[id(item)] = thumbnail(item.body)
-                item.body = None
+                    thumbs[id(item)] = item.preview          # made while labelling: decoded once
+                item.body = item.preview = None
                 items.append(item)
         items.sort(key=_display_order)
         shown = [i for i in items if thumbs.get(id(i)) is not None]
@@ -124,17 +123,6 @@ def _rename(item: ImageItem, names: dict[str, str]) -> None:
 def _display_order(item: ImageItem):
     rank = {"ok": 0, "skipped": 1}.get(item.status, 2)
     return (rank, item.label != MEDICAL, -(item.confidence or 0.0))
-
-
-def thumbnail(body: bytes | None):
-    """A small RGB preview of image bytes, or None if they do not decode."""
-    try:
-        img, _ = open_image(body or b"", draft_size=THUMB)
-    except ImageError:
-        return None
-    img = to_rgb(img)
-    img.thumbnail((THUMB, THUMB))
-    return img
 
 
 def caption(item: ImageItem) -> str:
