@@ -209,15 +209,21 @@ def test_gallery_filter_by_modality(page, images):
     page.locator("#summary").get_by_text("2 images").wait_for(timeout=60_000)
     modality = shown_captions(page)[0].split(" · ")[1]
 
-    def show(choice: str, count: int) -> list[str]:
+    def show(choice: str, names: list[str]) -> list[str]:
+        """Pick a filter; wait until the gallery shows exactly ``names`` (file names, in order)."""
         page.locator("#gallery-filter input").click()
         page.get_by_role("option", name=choice, exact=True).click()
-        page.wait_for_function(f"document.querySelectorAll('#gallery .caption-label').length === {count}")
-        return shown_captions(page)
+        page.wait_for_function(SHOWS, arg=names, timeout=30_000)
+        return [c.split(" · ")[-1] for c in shown_captions(page)]
 
-    assert [c.split(" · ")[-1] for c in show(modality, 1)] == ["brain_mri.png"]
-    assert [c.split(" · ")[-1] for c in show("non-medical", 1)] == ["grace_hopper.jpg"]
-    assert len(show("all", 2)) == 2
+    assert show(modality, ["brain_mri.png"]) == ["brain_mri.png"]
+    assert show("non-medical", ["grace_hopper.jpg"]) == ["grace_hopper.jpg"]
+    assert show("all", ["brain_mri.png", "grace_hopper.jpg"]) == ["brain_mri.png", "grace_hopper.jpg"]
+
+
+# True once the gallery's captions end in exactly these file names.
+SHOWS = """(names) => JSON.stringify([...document.querySelectorAll('#gallery .caption-label')]
+    .map(e => e.textContent.trim().split(' · ').pop())) === JSON.stringify(names)"""
 
 
 def shown_captions(page) -> list[str]:
