@@ -21,9 +21,10 @@ from twisted.internet.defer import Deferred
 
 from medcrawl.addresses import address_problem
 from medcrawl.config import LimitsConfig
-from medcrawl.failures import ERROR, SKIPPED, Refused
+from medcrawl.failures import ERROR, SKIPPED, Refused, failure_reason
 
 logger = logging.getLogger(__name__)
+REQUEST_FAILS_TOO = ("connection_refused", "dns_error")
 
 
 class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
@@ -32,8 +33,9 @@ class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
     Scrapy hands a host's parsed robots.txt only to the first request that waited for it: the
     others that arrived while it was being fetched (a worker of a shared Redis frontier takes
     several at once) got nothing and went out unchecked. Here every waiter reads the parser once
-    it is there. A robots.txt that cannot be fetched (connection failure, HTTP 5xx) forbids the
-    whole host, as RFC 9309 asks; a missing one (HTTP 4xx) allows it.
+    it is there. A robots.txt that cannot be fetched (timeout, reset connection, HTTP 5xx)
+    forbids the whole host, as RFC 9309 asks; a missing one (HTTP 4xx) allows it, and so does a
+    host that refuses connections or does not resolve (its requests fail with that reason).
     """
 
     async def robot_parser(self, request: Request) -> Any:
@@ -59,7 +61,9 @@ class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
             await super()._parse_robots(response, netloc, request)
 
     def _robots_error(self, exc: Exception, netloc: str) -> None:
-        if isinstance(exc, IgnoreRequest):       # refused by an earlier middleware: not our call
+        # Refused by an earlier middleware, or no server there at all: the request itself fails
+        # the same way and says so. Anything else (a timeout, a reset) leaves robots.txt unknown.
+        if isinstance(exc, IgnoreRequest) or failure_reason(exc)[0] in REQUEST_FAILS_TOO:
             super()._robots_error(exc, netloc)
         else:
             self._unreachable(netloc, f"{type(exc).__name__}: {exc}")

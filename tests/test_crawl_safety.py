@@ -195,6 +195,28 @@ def test_credentials_never_reach_the_rows(hostile):
     assert not any("secret" in str(value) for row in hostile.rows for value in row.values())
 
 
+class BrokenRobots(HostileHandler):
+    """A site whose robots.txt answers 503: it may forbid anything, so nothing is crawled."""
+
+    hits: list[str] = []
+    pages = {"/": INDEX}
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/robots.txt":
+            self.hits.append(self.path)
+            return self.send(503, b"try later", "text/plain")
+        return super().do_GET()
+
+
+def test_unreachable_robots_txt_forbids_the_host(tmp_path):
+    with serving(BrokenRobots) as base:
+        proc = run_crawl(base, tmp_path, "-s", f"IMAGES_STORE={tmp_path}/store", "-s", "RETRY_TIMES=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert BrokenRobots.hits == ["/robots.txt", "/robots.txt"]              # one retry, then nothing
+    stats = stats_from_log(proc.stderr)
+    assert stats["medcrawl/robots_unreachable"] == 1 and stats["medcrawl/page_error/robots_txt"] == 1
+
+
 class ManyImages(BaseHTTPRequestHandler):
     """One page showing 20,000 images (all the same small PNG); image requests are counted."""
 
