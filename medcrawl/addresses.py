@@ -1,6 +1,7 @@
 """Which IP addresses medcrawl may connect to: public ones, and networks the user allows.
 
-Shared by the crawl's downloader middleware and the one-off fetcher (no Scrapy, no network).
+Shared by the crawl's downloader middleware, the browser of JavaScript pages and the one-off
+fetcher (no Scrapy; names are resolved by the caller's resolver).
 IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, 6to4, NAT64) are judged
 by the IPv4 address they carry, so ``2002:7f00:1::`` is as loopback as ``127.0.0.1``.
 """
@@ -8,7 +9,10 @@ by the IPv4 address they carry, so ``2002:7f00:1::`` is as loopback as ``127.0.0
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
+
+from w3lib.url import safe_url_string
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,6 +63,48 @@ def address_problem(address: str | IPAddress, allowed: Iterable[Network] = ()) -
     if any(ip.version == net.version and ip in net for net in SPECIAL) and ip not in SPECIAL_GLOBAL:
         return "special-purpose"
     return None if ip.is_global else "non-global"
+
+
+class CrawlAddressGuard:
+    """A crawl's rule: the hosts the user named go anywhere, any other host only to allowed addresses.
+
+    Named: the seeds' hosts, ``allowed_domains`` and their sub-domains, and the addresses the named
+    hosts resolve to. ``resolve`` is the caller's resolver: an async ``host -> addresses`` function.
+    """
+
+    def __init__(self, seeds: Iterable[str], domains: Iterable[str], allowed: Iterable[Network],
+                 resolve: Callable[[str], Awaitable[list[str]]]):
+        self.domains = [d.lower() for d in domains if d]
+        self.hosts = {urlsplit(safe_url_string(url)).hostname or "" for url in seeds} - {""} | set(self.domains)
+        self.allowed, self.resolve = tuple(allowed), resolve
+        self._named_addresses: set[str] | None = None
+
+    @classmethod
+    def of_spider(cls, spider: object, allowed: Iterable[Network],
+                  resolve: Callable[[str], Awaitable[list[str]]]) -> CrawlAddressGuard:
+        """The guard for what a spider was asked to crawl (its ``start_urls`` and ``allowed_domains``)."""
+        return cls(getattr(spider, "start_urls", None) or [], getattr(spider, "allowed_domains", None) or [],
+                   allowed, resolve)
+
+    def is_named(self, host: str) -> bool:
+        return host in self.hosts or any(host.endswith(f".{domain}") for domain in self.domains)
+
+    def problem(self, address: str) -> str | None:
+        """Why a host that is not named may not be fetched at ``address``, or None."""
+        return None if address in (self._named_addresses or ()) else address_problem(address, self.allowed)
+
+    async def refusal(self, host: str) -> tuple[str, str] | None:
+        """(problem, address) when ``host`` must not be fetched; None when it may or does not resolve."""
+        if self._named_addresses is None:
+            self._named_addresses = set()
+            for name in self.hosts:
+                self._named_addresses.update(await self.resolve(name))
+        if not host or self.is_named(host):
+            return None
+        for address in await self.resolve(host):
+            if problem := self.problem(address):
+                return problem, address
+        return None
 
 
 def _form(ip: ipaddress.IPv6Address) -> str:

@@ -19,7 +19,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from medcrawl.addresses import address_problem
+from medcrawl.addresses import CrawlAddressGuard
 from medcrawl.config import LimitsConfig
 from medcrawl.failures import ERROR, SKIPPED, Refused, failure_reason
 
@@ -95,68 +95,49 @@ class PrivateAddressMiddleware:
 
     def __init__(self, crawler: Any, allowed_networks: tuple):
         self.crawler, self.allowed = crawler, allowed_networks
-        self._named: tuple[set[str], list[str]] | None = None
-        self._named_addresses: set[str] = set()
+        self._guard: CrawlAddressGuard | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> PrivateAddressMiddleware:
         return cls(crawler, LimitsConfig.from_crawler(crawler).allowed_networks)
 
+    @property
+    def guard(self) -> CrawlAddressGuard:
+        if self._guard is None:
+            self._guard = CrawlAddressGuard.of_spider(self.crawler.spider, self.allowed, resolve)
+        return self._guard
+
     async def process_request(self, request: Request) -> None:
         host = urlparse_cached(request).hostname or ""
-        if not host or await self._is_named(host):
-            return
-        address = await resolve(host)
-        if address is not None:              # unresolvable: the download reports dns_error
-            self._check(request, host, address)
+        if refusal := await self.guard.refusal(host):      # unresolvable: the download reports dns_error
+            self._refuse(request, host, *refusal)
 
     def process_response(self, request: Request, response: Response) -> Response:
         host = urlparse_cached(request).hostname or ""
-        if response.ip_address is not None and host and not self._is_named_now(host):
-            self._check(request, host, str(response.ip_address))
+        if response.ip_address is not None and host and not self.guard.is_named(host):
+            if problem := self.guard.problem(str(response.ip_address)):
+                self._refuse(request, host, problem, str(response.ip_address))
         return response
 
-    def _check(self, request: Request, host: str, address: str) -> None:
-        problem = None if address in self._named_addresses else address_problem(address, self.allowed)
-        if problem:
-            logger.info("Refused %s: %s is a %s address (%s)", request.url, host, problem, address)
-            self.crawler.stats.inc_value("medcrawl/private_address")
-            raise Refused("private_address", ERROR,
-                          f"{host} is a {problem} address; allow it with MEDCRAWL_ALLOWED_NETWORKS")
-
-    async def _is_named(self, host: str) -> bool:
-        if self._named is None:
-            self._named = named_hosts(self.crawler.spider)
-            for name in self._named[0]:
-                if (address := await resolve(name)) is not None:
-                    self._named_addresses.add(address)
-        return self._is_named_now(host)
-
-    def _is_named_now(self, host: str) -> bool:
-        hosts, domains = self._named or (set(), [])
-        return host in hosts or any(host.endswith(f".{domain}") for domain in domains)
+    def _refuse(self, request: Request, host: str, problem: str, address: str) -> None:
+        logger.info("Refused %s: %s is a %s address (%s)", request.url, host, problem, address)
+        self.crawler.stats.inc_value("medcrawl/private_address")
+        raise Refused("private_address", ERROR,
+                      f"{host} is a {problem} address; allow it with MEDCRAWL_ALLOWED_NETWORKS")
 
 
-def named_hosts(spider: Any) -> tuple[set[str], list[str]]:
-    """(host names, domains) the user asked to crawl: the seeds' hosts and ``allowed_domains``."""
-    seeds = getattr(spider, "start_urls", None) or []
-    hosts = {urlparse_cached(Request(url)).hostname or "" for url in seeds} - {""}
-    domains = [d.lower() for d in getattr(spider, "allowed_domains", None) or [] if d]
-    return hosts | set(domains), domains
-
-
-async def resolve(host: str) -> str | None:
-    """The IPv4/IPv6 address the crawl connects to for ``host`` (itself for an IP literal), or None."""
+async def resolve(host: str) -> list[str]:
+    """The IPv4/IPv6 address the crawl connects to for ``host`` (itself for an IP literal), or none."""
     try:
-        return str(ipaddress.ip_address(host))
+        return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
     from twisted.internet import reactor
 
     try:
-        return await maybe_deferred_to_future(reactor.resolve(host))
+        return [await maybe_deferred_to_future(reactor.resolve(host))]
     except Exception:  # noqa: BLE001 - resolution errors are reported by the download itself
-        return None
+        return []
 
 
 class DownloadOutcomeMiddleware:

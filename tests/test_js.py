@@ -9,6 +9,8 @@ import pytest
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 
+from conftest import RecordingHandler, ServerState
+from medcrawl.oneoff.localserver import folder_handler, serving
 from medcrawl.scaleout.js import DEFAULT_CHROMIUM, JsPagesMiddleware
 from scale_helpers import duplicates, free_port, picture, read_jsonl, row_keys, run_crawl, stats_from_log
 
@@ -50,8 +52,11 @@ def js_site(tmp_path_factory, serve):
         yield base, state
 
 
-@pytest.mark.skipif(not Path(DEFAULT_CHROMIUM).exists() and not shutil.which("chromium"),
-                    reason="Debian package chromium is not installed")
+needs_chromium = pytest.mark.skipif(not Path(DEFAULT_CHROMIUM).exists() and not shutil.which("chromium"),
+                                    reason="Debian package chromium is not installed")
+
+
+@needs_chromium
 def test_js_crawl_finds_images_inserted_by_scripts_and_closes_every_page(js_site, tmp_path):
     base, state = js_site
     state.requests.clear()
@@ -73,6 +78,39 @@ def test_js_crawl_finds_images_inserted_by_scripts_and_closes_every_page(js_site
     for name in ("static.png", *JS_IMAGES):                           # the browser fetched no image:
         assert paths.count(f"/img/{name}") == 1                       # only the crawl's own download
     assert paths.count("/list.json") == 1
+
+
+INTERNAL_PAGE = """<!doctype html><html><body><img src="img/static.png"><div id="out"></div>
+<script>
+fetch('{internal}/img/secret.png').then(r => r.blob()).catch(() => null);       // an internal service
+fetch('http://localhost:{port}/list.json').then(r => r.text())                    // the seed host's address
+  .then(t => {{ document.getElementById('out').textContent = t; }});
+</script>
+<script src="{internal}/probe.js"></script></body></html>"""
+
+
+@needs_chromium
+def test_browser_never_reaches_internal_addresses_the_page_scripts_ask_for(tmp_path):
+    """A script's fetch() and <script src> to 127.0.0.2 are aborted; the named host's address stays allowed."""
+    site, internal = tmp_path / "site", tmp_path / "internal"
+    (site / "img").mkdir(parents=True)
+    (internal / "img").mkdir(parents=True)
+    (site / "img" / "static.png").write_bytes(picture(60_000))
+    (site / "list.json").write_text('["static.png"]')
+    (internal / "img" / "secret.png").write_bytes(picture(60_001))
+    (internal / "probe.js").write_text("document.title = 'probed';")
+    site_state, internal_state = ServerState(), ServerState()
+    with serving(folder_handler(internal, RecordingHandler, server_state=internal_state), "127.0.0.2") as other, \
+            serving(folder_handler(site, RecordingHandler, server_state=site_state)) as base:
+        (site / "index.html").write_text(INTERNAL_PAGE.format(internal=other, port=base.rsplit(":", 1)[1]))
+        proc = run_crawl(base, tmp_path, "-a", "js=true", "-s", f"IMAGES_STORE={tmp_path}/store",
+                         "-o", f"{tmp_path}/rows.jsonl", "-s", "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT=20000")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert internal_state.requests == []
+    assert site_state.paths().count("/list.json") == 1                 # via localhost: not refused
+    assert [r["status"] for r in read_jsonl(tmp_path / "rows.jsonl")] == ["ok"]
+    for path in ("/img/secret.png", "/probe.js"):
+        assert f"Refused {other}{path} in the browser: 127.0.0.2 is a loopback address" in proc.stderr
 
 
 def test_plain_crawl_does_not_load_playwright_and_misses_script_images(js_site, tmp_path):

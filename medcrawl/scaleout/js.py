@@ -4,12 +4,17 @@
 those domains (sub-domains included). Only page requests (the spider's ``parse`` callback) go
 to the browser; images, PDFs and robots.txt stay on Scrapy's own HTTP handler. Without either
 switch the Playwright download handlers are not installed at all, so plain crawls pay nothing.
-The browser never fetches images, media or fonts (the crawl downloads images itself), and
-scrapy-playwright closes every page after reading its content, on errors too.
+The browser never fetches images, media or fonts (the crawl downloads images itself), nor
+anything the page's scripts ask of an internal address (the crawl's private-address guard,
+``medcrawl.addresses``), and scrapy-playwright closes every page after reading its content, on
+errors too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,10 +25,14 @@ from scrapy.exceptions import (
     DownloadTimeoutError,
     NotConfigured,
 )
-from scrapy.settings import BaseSettings
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
+from scrapy.utils.misc import load_object
 from scrapy.utils.url import url_is_from_any_domain
 
-from medcrawl.config import JsConfig
+from medcrawl.addresses import CrawlAddressGuard
+from medcrawl.config import JsConfig, LimitsConfig
+
+logger = logging.getLogger(__name__)
 
 HANDLER = "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler"
 DEFAULT_CHROMIUM = JsConfig.chromium
@@ -58,8 +67,12 @@ def configure(settings: BaseSettings, spider: Any = None) -> None:
     launch = {"executable_path": chromium, "headless": True, **settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS")}
     settings.set("PLAYWRIGHT_LAUNCH_OPTIONS", launch, "addon")
     settings.set("PLAYWRIGHT_BROWSER_TYPE", "chromium", "addon")
-    if not settings.get("PLAYWRIGHT_ABORT_REQUEST"):
-        settings.set("PLAYWRIGHT_ABORT_REQUEST", "medcrawl.scaleout.js.skip_media", "addon")
+    guard = CrawlAddressGuard.of_spider(spider, LimitsConfig.from_settings(settings).allowed_networks,
+                                        resolve_all)
+    abort = BrowserRequestFilter(guard, settings.get("PLAYWRIGHT_ABORT_REQUEST") or skip_media)
+    # over a project's own predicate too, which ``abort`` asks after the guard
+    settings.set("PLAYWRIGHT_ABORT_REQUEST", abort,
+                 max(settings.getpriority("PLAYWRIGHT_ABORT_REQUEST") or 0, SETTINGS_PRIORITIES["addon"]))
     # -a js=true reaches the middleware as MEDCRAWL_JS; the value already includes any -s MEDCRAWL_JS.
     settings.set("MEDCRAWL_JS", render_all(settings, spider), "cmdline")
     settings.add_to_list("RETRY_EXCEPTIONS", "playwright.async_api.Error")
@@ -69,6 +82,37 @@ def configure(settings: BaseSettings, spider: Any = None) -> None:
 def skip_media(request: Any) -> bool:
     """PLAYWRIGHT_ABORT_REQUEST: the browser does not download images, media or fonts."""
     return request.resource_type in SKIPPED_RESOURCES
+
+
+class BrowserRequestFilter:
+    """PLAYWRIGHT_ABORT_REQUEST: refuse what the crawl's guard refuses, then ask ``then`` (default: skip media).
+
+    Every request of a rendered page (its scripts' fetches, frames, scripts, styles) is judged on
+    the addresses its host resolves to before Chromium sends it. A redirect Chromium follows is
+    not shown to this hook (a Playwright limit, docs/limits.md).
+    """
+
+    def __init__(self, guard: CrawlAddressGuard, then: Any):
+        self.guard, self.then = guard, then
+
+    async def __call__(self, request: Any) -> bool:
+        if self.then is skip_media and skip_media(request):
+            return True
+        host = urlsplit(request.url).hostname or ""
+        if refusal := await self.guard.refusal(host):
+            logger.info("Refused %s in the browser: %s is a %s address (%s)", request.url, host, *refusal)
+            return True
+        result = load_object(self.then)(request)
+        return bool(await result) if asyncio.iscoroutine(result) else bool(result)
+
+
+async def resolve_all(host: str) -> list[str]:
+    """Every address ``host`` resolves to (Chromium may connect to any of them); none when it does not."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(info[4][0] for info in infos))
 
 
 class JsPagesMiddleware:
