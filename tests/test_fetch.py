@@ -206,6 +206,20 @@ def test_timeout_covers_a_trickled_status_line_headers_and_chunk_sizes(server, p
     assert time.monotonic() - start < 3.0
 
 
+def test_name_lookup_is_inside_the_deadline():
+    """The real resolver on ``localhost``: answered within the time left, refused with none left.
+
+    (A lookup that hangs is not reproducible here without a resolver of our own; lookup() waits for
+    its thread only until the deadline, which is what these two cases pin down.)
+    """
+    guard = AddressGuard(allow_private=True)
+    assert guard.resolve("localhost", 80, time.monotonic() + 10) in ("127.0.0.1", "::1")
+    start = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        guard.resolve("localhost", 80, start - 0.001)
+    assert info.value.reason == "timeout" and time.monotonic() - start < 0.5
+
+
 @pytest.mark.parametrize("url, reason", [
     ("ftp://127.0.0.1/x", "unsupported_scheme"),
     ("file:///etc/passwd", "unsupported_scheme"),

@@ -5,7 +5,8 @@ The guard resolves the host first, refuses the request if any address is not pub
 unspecified, shared, and the IPv6 forms that carry such an IPv4 address) and then connects to
 the address it checked, so a second DNS answer cannot swap in another one. Every redirect hop
 is checked the same way. Proxies from the environment are not used: a proxy would bypass the guard.
-The time limit bounds the whole fetch (connect, status line, headers, chunk sizes, body): a
+The time limit bounds the whole fetch (name lookup, connect, status line, headers, chunk sizes,
+body): the lookup runs on a thread of its own that is not waited for past the deadline, and a
 watchdog shuts the socket down at the deadline, however slowly the server trickles bytes.
 """
 
@@ -17,6 +18,8 @@ import ssl
 import threading
 import time
 import zlib
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -65,10 +68,13 @@ class AddressGuard:
         self.allow_private = allow_private
         self.allowed = networks(allowed_networks)
 
-    def resolve(self, host: str, port: int) -> str:
-        """The address to connect to; raises FetchError('dns_error' or 'private_address')."""
+    def resolve(self, host: str, port: int, deadline: float | None = None) -> str:
+        """The address to connect to, looked up by ``deadline`` (time.monotonic()) at the latest.
+
+        Raises FetchError('dns_error', 'private_address' or 'timeout').
+        """
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = lookup(host, port, deadline)
         except (socket.gaierror, UnicodeError) as exc:
             raise FetchError("dns_error", f"cannot resolve {host}: {exc}") from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
@@ -79,6 +85,30 @@ class AddressGuard:
                     raise FetchError("private_address", f"{host} resolves to {problem} address "
                                      f"{address}; use --allow-private-urls to allow it")
         return addresses[0]
+
+
+def lookup(host: str, port: int, deadline: float | None = None) -> list:
+    """socket.getaddrinfo on a daemon thread, waited for until ``deadline`` only.
+
+    getaddrinfo cannot be interrupted: a lookup still running at the deadline is left to finish
+    on its own thread, and the fetch fails with 'timeout' at once.
+    """
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        raise FetchError("timeout", f"no time left to resolve {host}")
+    result: Future = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting fetch
+            result.set_exception(exc)
+
+    threading.Thread(target=run, name="medcrawl-lookup", daemon=True).start()
+    try:
+        return result.result(timeout=left)
+    except FutureTimeout:
+        raise FetchError("timeout", f"resolving {host} took longer than the time left") from None
 
 
 class Fetcher:
@@ -119,7 +149,7 @@ class Fetcher:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
             raise FetchError("bad_url", f"{url}: {exc}") from None
-        address = self.guard.resolve(parts.hostname, port)
+        address = self.guard.resolve(parts.hostname, port, deadline)
         watchdog = Watchdog(deadline)
         conn = self._connection(parts.scheme, parts.hostname, port, address, deadline, watchdog)
         try:
