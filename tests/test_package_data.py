@@ -110,6 +110,28 @@ def test_dicom_rendering_applies_window_and_inversion():
     assert img.mode == "L" and lungs < spine
 
 
+@pytest.mark.parametrize("name", ["CT_small.dcm", "RG1_UNCR.dcm", "emri_small.dcm", "examples_palette.dcm",
+                                  "SC_rgb_32bit_2frame.dcm", "liver.dcm"])
+def test_samples_render_dicom_as_the_product_does(name):
+    """Rescaled CT, windowed MONOCHROME1, multi-frame MR, palette, RGB, 1-bit: the product's pixels."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from PIL import Image
+
+    from medcrawl.extract.dicom import read_dicom
+
+    path = next(f.path for f in dicom_index() if f.path.endswith("/" + name))
+    with open(path, "rb") as fh:
+        product = read_dicom(fh.read(), frames="all").frames
+    ds = pydicom.dcmread(path)
+    assert len(product) == int(ds.get("NumberOfFrames", 1) or 1)
+    for index, frame in enumerate(product):
+        sample = render_dicom(ds, index)
+        assert np.array_equal(np.asarray(sample), np.asarray(Image.open(io.BytesIO(frame.png))))
+
+
 class MissingSource(FileSource):
     name, label, modality = "pkg-missing", NON_MEDICAL, "photo"
     packages = (Package("deb", "medcrawl-no-such-package"),)

@@ -23,7 +23,7 @@ from pydicom.pixels import (apply_color_lut, apply_modality_lut, apply_voi, appl
                             pixel_array)
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medcrawl.extract.frames import Frame, MedicalFileError, Rendered, to_png, window
+from medcrawl.extract.frames import MedicalFileError, Rendered, to_png, window
 
 # The only header values that may reach a row, a log line or the web page.
 ALLOWED_TAGS = ("Modality", "BodyPartExamined", "Rows", "Columns", "NumberOfFrames",
@@ -94,7 +94,7 @@ def _read(ds: Dataset, frames: str, max_pixels: int | None) -> Rendered:
         raise MedicalFileError("decompression_bomb",
                                f"{columns}x{rows} exceeds the {max_pixels} pixel limit")
     total = frame_count(ds)
-    rendered = [_frame(ds, index) for index in frame_indices(total, frames)]
+    rendered = [to_png(render_frame(ds, index), str(index + 1)) for index in frame_indices(total, frames)]
     return Rendered("dicom", rendered, MODALITIES.get(facts.get("Modality", ""), ""), facts)
 
 
@@ -185,8 +185,8 @@ def parse_frames(value: str | int) -> int:
     return number
 
 
-def _frame(ds: Dataset, index: int) -> Frame:
-    """Decode one frame and render it; decoding failures get specific reasons."""
+def render_frame(ds: Dataset, index: int) -> np.ndarray:
+    """Decode frame ``index`` (0-based) and render it as uint8; decoding failures get specific reasons."""
     try:
         pixels = pixel_array(ds, index=index)
     except NotImplementedError:
@@ -196,7 +196,7 @@ def _frame(ds: Dataset, index: int) -> Frame:
                                f"no decoder for {name}") from None
     except Exception as exc:  # noqa: BLE001 - decoders raise many types for broken streams
         raise _decode_error(exc) from None
-    return to_png(render(pixels, ds), str(index + 1))
+    return render(pixels, ds)
 
 
 def _decode_error(exc: Exception) -> MedicalFileError:

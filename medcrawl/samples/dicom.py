@@ -1,4 +1,4 @@
-"""Medical samples: the DICOM test files shipped by pydicom and pydicom-data, rendered as 8-bit images."""
+"""Medical samples: the DICOM test files of pydicom and pydicom-data, rendered as the product does."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from medcrawl.extract.dicom import render_frame
 from medcrawl.model.classifier import MEDICAL
 from medcrawl.samples.packages import Package
-from medcrawl.samples.sources import MIN_SIDE, Sample, Source, to_uint8
+from medcrawl.samples.sources import MIN_SIDE, Sample, Source
 
 PYDICOM = Package("pypi", "pydicom")
 PYDICOM_DATA = Package("pypi", "pydicom-data")
@@ -75,43 +76,9 @@ def _dicom_entry(pydicom, path: Path, package: Package) -> DicomFile | None:
 
 
 def render_dicom(ds, frame: int) -> Image.Image:
-    """One frame of a DICOM dataset as an 8-bit image: VOI window or percentiles, RGB, palettes."""
-    from pydicom.pixels import apply_color_lut, apply_modality_lut
-
-    arr = ds.pixel_array
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        arr = arr[frame]
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if photometric == "PALETTE COLOR":
-        rgb = apply_color_lut(arr, ds)
-        return Image.fromarray(to_uint8(rgb, 0, float(rgb.max()) or 1.0), "RGB")
-    if arr.ndim == 3:
-        hi = 255.0 if arr.dtype == np.uint8 else float(2 ** int(ds.BitsStored) - 1)
-        return Image.fromarray(to_uint8(arr, 0.0, hi), "RGB")
-    values = apply_modality_lut(arr, ds).astype(np.float32)
-    window = dicom_window(ds)
-    out = to_uint8(values, *window) if window else to_uint8(values)
-    if photometric == "MONOCHROME1":
-        out = 255 - out
-    return Image.fromarray(out, "L")
-
-
-def dicom_window(ds) -> tuple[float, float] | None:
-    """(low, high) of the first VOI window stored in the dataset, if any."""
-    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if center is None or width is None:
-        return None
-    c, w = _first(center), _first(width)
-    return (c - w / 2.0, c + w / 2.0) if w > 1 else None
-
-
-def _first(value) -> float:
-    """First number of a DICOM value that may hold several."""
-    try:
-        return float(value[0])
-    except TypeError:
-        return float(value)
+    """One frame (0-based) of a DICOM dataset as the product renders it (``medcrawl.extract.dicom``)."""
+    pixels = render_frame(ds, frame)
+    return Image.fromarray(pixels, "RGB" if pixels.ndim == 3 else "L")
 
 
 class PydicomSource(Source):
