@@ -17,8 +17,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from PIL import Image
 from oneoff_assets import make_pdf, mri_png, photo_jpeg, png
 from site_fixture import encode, photo
 from test_crawl import scrapy_crawl
-from test_ui import ARTIFACTS, CHROMIUM, free_port
+from test_ui import ARTIFACTS, CHROMIUM, running_ui
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="needs Debian's chromium: apt-get install -y chromium")
@@ -181,32 +179,8 @@ def test_report_refuses_a_missing_harvest(tmp_path):
 
 @pytest.fixture(scope="module")
 def review_url(harvest):
-    port = free_port()
-    log = open(harvest.work / "ui.log", "w+")
-    script = Path(sys.executable).with_name("medcrawl")
-    proc = subprocess.Popen([str(script), "ui", "--port", str(port), "--review", "dataset"],
-                            cwd=harvest.work, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, "medcrawl ui exited:\n" + log_tail(log)
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "medcrawl ui did not start:\n" + log_tail(log)
-                time.sleep(0.5)
+    with running_ui("--review", "dataset", log_path=harvest.work / "ui.log", cwd=harvest.work) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-
-
-def log_tail(log) -> str:
-    log.seek(0)
-    return log.read()[-4000:]
 
 
 def open_review(browser, url: str):

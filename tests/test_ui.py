@@ -16,6 +16,8 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,15 +38,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory, modality_model):
+@contextmanager
+def running_ui(*args: str, log_path: Path, cwd: Path | None = None) -> Iterator[str]:
+    """``medcrawl ui --port FREE ARGS`` until the block ends; yields its URL once it answers."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("ui") / "server.log", "w+")
+    log = open(log_path, "w+")
     script = Path(sys.executable).with_name("medcrawl")
-    # 127.0.0.1/32 is let through for the test site; every other private address stays refused.
-    proc = subprocess.Popen([str(script), "ui", "--host", "127.0.0.1", "--port", str(port),
-                             "--max-images", "10", "--max-file-size", str(MAX_FILE_SIZE),
-                             "--allow-network", "127.0.0.1/32", "--model", str(modality_model)],
+    proc = subprocess.Popen([str(script), "ui", "--port", str(port), *args], cwd=cwd,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -62,6 +62,15 @@ def app_url(tmp_path_factory, modality_model):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, modality_model):
+    # 127.0.0.1/32 is let through for the test site; every other private address stays refused.
+    with running_ui("--host", "127.0.0.1", "--max-images", "10", "--max-file-size", str(MAX_FILE_SIZE),
+                    "--allow-network", "127.0.0.1/32", "--model", str(modality_model),
+                    log_path=tmp_path_factory.mktemp("ui") / "server.log") as url:
+        yield url
 
 
 def _read(log) -> str:
