@@ -11,6 +11,7 @@ import pytest
 
 from medcrawl.oneoff.cli import main
 from medcrawl.oneoff.localserver import serving
+from test_cli import classify
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,13 +34,6 @@ class Trickle(BaseHTTPRequestHandler):
 def trickle():
     with serving(Trickle) as base:
         yield base
-
-
-def classify(capsys, *args) -> tuple[int, list[dict], str]:
-    """Run `medcrawl classify ARGS --format jsonl` in-process; (exit code, rows, stderr)."""
-    code = main(["classify", "--format", "jsonl", "-q", *map(str, args)])
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines()], err
 
 
 def test_cli_timeout_bounds_a_trickled_response(capsys, trickle):

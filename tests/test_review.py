@@ -26,7 +26,7 @@ from PIL import Image
 from oneoff_assets import make_pdf, mri_png, photo_jpeg, png
 from site_fixture import encode, photo
 from test_crawl import scrapy_crawl
-from test_ui import ARTIFACTS, CHROMIUM, running_ui
+from test_ui import ARTIFACTS, CHROMIUM, browser, running_ui  # noqa: F401 - browser: a fixture
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="needs Debian's chromium: apt-get install -y chromium")
@@ -123,16 +123,6 @@ def test_unconfident_images_go_to_uncertain_and_the_manifest(harvest):
 
 
 # ---- the report ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
-
 
 def medcrawl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("medcrawl")
