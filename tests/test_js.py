@@ -90,8 +90,10 @@ fetch('http://localhost:{port}/list.json').then(r => r.text())                  
 
 
 @needs_chromium
-def test_browser_never_reaches_internal_addresses_the_page_scripts_ask_for(tmp_path):
-    """A script's fetch() and <script src> to 127.0.0.2 are aborted; the named host's address stays allowed."""
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "allowed-network"])
+def test_browser_never_reaches_internal_addresses_the_page_scripts_ask_for(tmp_path, allowed):
+    """A script's fetch() and <script src> to 127.0.0.2 are aborted unless MEDCRAWL_ALLOWED_NETWORKS
+    lets 127.0.0.2 through; the named host's address stays allowed."""
     site, internal = tmp_path / "site", tmp_path / "internal"
     (site / "img").mkdir(parents=True)
     (internal / "img").mkdir(parents=True)
@@ -104,13 +106,15 @@ def test_browser_never_reaches_internal_addresses_the_page_scripts_ask_for(tmp_p
             serving(folder_handler(site, RecordingHandler, server_state=site_state)) as base:
         (site / "index.html").write_text(INTERNAL_PAGE.format(internal=other, port=base.rsplit(":", 1)[1]))
         proc = run_crawl(base, tmp_path, "-a", "js=true", "-s", f"IMAGES_STORE={tmp_path}/store",
-                         "-o", f"{tmp_path}/rows.jsonl", "-s", "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT=20000")
+                         "-o", f"{tmp_path}/rows.jsonl", "-s", "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT=20000",
+                         *(("-s", "MEDCRAWL_ALLOWED_NETWORKS=127.0.0.2/32") if allowed else ()))
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert internal_state.requests == []
+    assert sorted(internal_state.paths()) == (["/img/secret.png", "/probe.js"] if allowed else [])
     assert site_state.paths().count("/list.json") == 1                 # via localhost: not refused
     assert [r["status"] for r in read_jsonl(tmp_path / "rows.jsonl")] == ["ok"]
     for path in ("/img/secret.png", "/probe.js"):
-        assert f"Refused {other}{path} in the browser: 127.0.0.2 is a loopback address" in proc.stderr
+        refused = f"Refused {other}{path} in the browser: 127.0.0.2 is a loopback address"
+        assert (refused in proc.stderr) is not allowed
 
 
 def test_plain_crawl_does_not_load_playwright_and_misses_script_images(js_site, tmp_path):
