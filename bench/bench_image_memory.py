@@ -2,7 +2,7 @@
 
 Four 9000x9000 RGBA PNGs (81 Mpx each, under the 89 Mpx limit) and four 9000x9000 JPEGs, decoded
 for a 128 px model input by four threads. Each arm runs in a fresh process that reports its own
-peak RSS (``ru_maxrss``) and the images/s:
+peak RSS (``VmHWM`` of the process: ``ru_maxrss`` would include the parent's size) and the images/s:
 
   medcrawl    medcrawl.model.images.prepare on the shared decode threads (labelling._decode_map):
               JPEG draft, reduce right after decoding, a pixel budget across threads, heap trim
@@ -59,8 +59,7 @@ with ThreadPoolExecutor(4) as pool:
     arrays = list(pool.map(old, datas))
 """
 REPORT = """
-import resource
-print(len(arrays), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(len(arrays), time.perf_counter() - start, [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0])
 """
 
 

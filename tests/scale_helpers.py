@@ -93,8 +93,17 @@ def crawl_command(base: str, *args: str) -> list[str]:
 
 def run_crawl(base: str, workdir: Path, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(crawl_command(base, *args), cwd=REPO, env=crawl_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    # Run through a shell that forks the crawl: Linux carries ru_maxrss across fork + exec, so a
+    # crawl started straight from this (large) test process would report its size as memusage/max.
+    command = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *crawl_command(base, *args)]
+    with subprocess.Popen(command, cwd=REPO, env=crawl_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as popen:
+        try:
+            stdout, stderr = popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(popen.pid, signal.SIGKILL)
+            raise
+    proc = subprocess.CompletedProcess(command, popen.returncode, stdout, stderr)
     (workdir / "crawl.log").write_text(proc.stderr)
     return proc
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+from peak_memory import run_measured
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -40,13 +39,9 @@ def test_four_legal_size_pngs_stay_within_bounded_memory(tmp_path):
     big_rgba_png(folder / "a.png")
     for name in ("b.png", "c.png", "d.png"):
         shutil.copy(folder / "a.png", folder / name)
-    code = ("import resource, sys\nfrom medcrawl.oneoff.cli import main\n"
-            f"main(['classify', '--format', 'jsonl', '-q', {str(folder)!r}])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=280, env={"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
-                                            "PATH": "/usr/bin:/bin"})
+    proc, peak_mb = run_measured("from medcrawl.oneoff.cli import main\n"
+                                 f"main(['classify', '--format', 'jsonl', '-q', {str(folder)!r}])",
+                                 timeout=280)
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
     assert [(r["status"], r["width"], r["format"]) for r in rows] == [("ok", 9000, "PNG")] * 4, proc.stderr[-2000:]
     assert peak_mb < 1200, f"peak RSS {peak_mb:.0f} MB"        # 820 MB (model included); was 3300 MB

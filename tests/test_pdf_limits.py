@@ -7,18 +7,13 @@ JPX images are judged the same way. Peak memory is measured in a fresh subproces
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from medcrawl.extract.pdf import extract_pdf_images, pdf_rows
 from pdf_bombs import flate_bomb, undecodable_bomb
-
-REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
-MB = 1024
+from peak_memory import run_measured
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +39,9 @@ def test_rows_say_decompression_bomb_and_keep_the_declared_size(bomb):
 
 def peak_mb(code: str) -> tuple[str, float]:
     """Run Python code in a fresh process; (its stdout, its peak RSS in MB)."""
-    script = f"{code}\nimport resource, sys\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                          timeout=240, env={"PYTHONPATH": f"{REPO}:{TESTS}", "TF_CPP_MIN_LOG_LEVEL": "3",
-                                            "PATH": "/usr/bin:/bin"})
+    proc, peak = run_measured(code)
     assert proc.returncode in (0, 2), proc.stderr[-2000:]
-    return proc.stdout, int(proc.stderr.strip().splitlines()[-1]) / MB
+    return proc.stdout, peak
 
 
 def test_extraction_peak_memory_stays_low(bomb):
