@@ -16,7 +16,11 @@ import common  # noqa: E402
 from common import Figure  # noqa: E402
 
 ENGINES = ("keras", "litert")
-TARGET_RATE = 400.0
+# End to end, `medcrawl classify` must reach 0.45x the one-thread decode+resize floor (about 90-100
+# images/s on the 2-core machine); decode and inference share the cores, so the model alone needs
+# about twice that.
+TARGET_RATE = 200.0
+TARGET_FILE_MB = 30.0          # each committed model file
 
 
 def throughput(clf, batch: np.ndarray, calls: int) -> float:
@@ -56,7 +60,8 @@ def main(argv=None) -> int:
     figures += [Figure("litert / keras", common.rate_ratio(rates, "litert", "keras"), "x")]
     for e in ENGINES:
         path = clfs[e].model_dir / clfs[e].meta["files"][e]
-        figures += [Figure(f"{e} file size", path.stat().st_size / 2 ** 20, "MiB"),
+        figures += [Figure(f"{e} file size", path.stat().st_size / 1e6, "MB", TARGET_FILE_MB,
+                           higher_is_better=False),
                     Figure(f"{e} load time", common.median(loads[e]), "s", note="verified, warm")]
     figures += [Figure("engine import time", import_s, "s", note="tensorflow + ai_edge_litert, once")]
     return common.report(f"model only, batch {args.batch} ({size}px input)", figures, args,

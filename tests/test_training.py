@@ -100,6 +100,7 @@ def test_evaluate_reports_every_source(model_dir, dataset, tmp_path, capsys):
     assert {r["source"] for r in summary["per_source"]} == {
         "medical-a", "medical-b", "non-medical-a", "non-medical-b"}
     assert summary["images"] == 32 and summary["roc_auc"] is not None
+    assert summary["modality"]["images"] == 16 and (tmp_path / "t_modality_confusion_matrix.png").exists()
     saved = json.loads((tmp_path / "t_metrics.json").read_text())
     assert saved["confusion_matrix"] == summary["confusion_matrix"]
     report = (tmp_path / "t_report.md").read_text()

@@ -50,6 +50,6 @@ def sample(frame: pd.DataFrame, per_source: int, seed: int = 1234) -> pd.DataFra
     """At most ``per_source`` images of every source (seeded), for quick comparisons; 0 keeps all."""
     if not per_source:
         return frame
-    return (frame.groupby("source", group_keys=False, sort=False)
-            .apply(lambda g: g.sample(min(len(g), per_source), random_state=seed))
-            .sort_index().reset_index(drop=True))
+    keep = [i for _, g in frame.groupby("source", sort=False)
+            for i in g.sample(min(len(g), per_source), random_state=seed).index]
+    return frame.loc[sorted(keep)].reset_index(drop=True)

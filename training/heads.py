@@ -10,7 +10,7 @@ import pandas as pd
 
 
 def fit_head(x, y, w, epochs: int, seed: int, classes: int = 1, hidden: int = 0,
-             checkpoint: Path | None = None):
+             checkpoint: Path | None = None, standardise: bool = True):
     """Train a head (standardised features -> logits) with early stopping; returns the head.
 
     ``classes`` 1: one logit, binary cross-entropy on y in {0, 1}; K > 1: softmax over y in 0..K-1.
@@ -20,7 +20,7 @@ def fit_head(x, y, w, epochs: int, seed: int, classes: int = 1, hidden: int = 0,
     keras.utils.set_random_seed(seed)
     val = np.random.default_rng(seed).random(len(y)) < 0.1
     head = make_head(features=x.shape[1], outputs=classes, hidden=hidden,
-                     mean=x[~val].mean(axis=0), variance=x[~val].var(axis=0))
+                     **({"mean": x[~val].mean(axis=0), "variance": x[~val].var(axis=0)} if standardise else {}))
     loss = (keras.losses.BinaryCrossentropy(from_logits=True) if classes == 1
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     head.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
@@ -53,7 +53,7 @@ def source_folds(frame: pd.DataFrame, folds: int) -> dict[str, list[str]]:
 
 def held_out(feats, frame: pd.DataFrame, y: np.ndarray, weights: np.ndarray, train_mask: np.ndarray,
              folds_dir: Path, folds: int = 0, classes: int = 1, epochs: int = 30, seed: int = 1234,
-             hidden: int = 0, log=print) -> np.ndarray:
+             hidden: int = 0, standardise: bool = True, log=print) -> np.ndarray:
     """Clean-view logits of every image from a head that never saw its source (resumable per fold).
 
     ``train_mask`` selects the images a head may train on (e.g. medical images for the modality head);
@@ -69,7 +69,7 @@ def held_out(feats, frame: pd.DataFrame, y: np.ndarray, weights: np.ndarray, tra
         if not saved.exists():
             t0 = time.time()
             x, yy, w = stack_views(feats, np.flatnonzero(~test & train_mask), y, weights)
-            head = fit_head(x, yy, w, epochs, seed, classes, hidden)
+            head = fit_head(x, yy, w, epochs, seed, classes, hidden, standardise=standardise)
             np.save(saved, head.predict(np.nan_to_num(feats[0, test]), batch_size=1024, verbose=0))
             log(f"  fold {name}: {test.sum()} held out, {time.time() - t0:.0f}s")
         out[test] = np.load(saved)

@@ -1,7 +1,7 @@
 """Compare training options on held-out sources and write the table the model card quotes.
 
     python -m training.options --data DIR [--data DIR ...] [--manifest CSV] --work runs \
-        --option "lite0 128" --option "lite0 224" --option "lite2 224 --hidden 256" ... --out FILE.md
+        [--max-per-source 150] --option "lite0 128" --option "lite2 224 --hidden 256" ... --out FILE.md
 
 Each option is ``BACKBONE SIZE [extra training.train arguments]``, run with ``--no-export``
 and 6 groups of held-out sources (later arguments win), so only cached features and held-out folds are computed.
@@ -25,9 +25,10 @@ def run_option(option: str, args) -> dict:
     """Held-out figures of one option (cached: a rerun only reads the saved folds)."""
     backbone, size, *extra = shlex.split(option)
     slug = "-".join([backbone.replace("+", "_"), size, *[e.lstrip("-") for e in extra]])
+    slug += f"-n{args.max_per_source}" if args.max_per_source else ""
     out = args.work / "options" / slug
     argv = [a for d in args.data for a in ("--data", d)] + [a for m in args.manifest for a in ("--manifest", m)]
-    argv += ["--out", str(out), "--work", str(args.work), "--backbone", backbone, "--size", size,
+    argv += ["--max-per-source", str(args.max_per_source), "--out", str(out), "--work", str(args.work), "--backbone", backbone, "--size", size,
              "--no-export", "--name", slug, "--folds", "6", "--modality-folds", "6"] + extra
     meta = train.main(argv)
     per_source = json.loads((out / "evaluation" / "heldout_metrics.json").read_text())["per_source"]
@@ -57,6 +58,7 @@ def main(argv=None) -> None:
     p.add_argument("--data", action="append", required=True)
     p.add_argument("--manifest", action="append", default=[])
     p.add_argument("--work", type=Path, default=Path("runs"))
+    p.add_argument("--max-per-source", type=int, default=0, help="compare on a sample of each source")
     p.add_argument("--option", action="append", required=True, help='e.g. "lite0 224 --hidden 256"')
     p.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     args = p.parse_args(argv)

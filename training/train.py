@@ -39,7 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=224, help="model input size (pixels)")
     p.add_argument("--backbone", default="lite0", help="lite0, lite2 or lite0+lite2 (features concatenated)")
     p.add_argument("--views", type=int, default=1, help="1 clean + N-1 augmented views per image")
-    p.add_argument("--hidden", type=int, default=0, help="hidden units of the heads (0: linear)")
+    p.add_argument("--hidden", type=int, default=0, help="hidden units of the binary head (0: linear)")
+    p.add_argument("--modality-hidden", type=int, default=None, help="hidden units of the modality head "
+                   "(default: as --hidden)")
+    p.add_argument("--raw-features", action="store_true", help="heads without standardisation")
     p.add_argument("--folds", type=int, default=0, help="0: leave one source out; N: N groups of sources")
     p.add_argument("--modality-folds", type=int, default=0, help="as --folds, for the modality head")
     p.add_argument("--epochs", type=int, default=30)
@@ -63,7 +66,7 @@ def run_dir(frame, args, name: str) -> Path:
     """Where this configuration's folds are saved (resume)."""
     labels = hashlib.sha256(frame[["label", "modality_id"]].to_numpy().tobytes()).hexdigest()[:8]
     key = cache_key(frame["path"].tolist(), args.size,
-                    f"{args.seed}:{args.views}:{args.epochs}:{args.backbone}:{args.hidden}:{args.folds}:{labels}")
+                    f"{args.seed}:{args.views}:{args.epochs}:{args.backbone}:{args.hidden}:{args.folds}:{args.raw_features}:{labels}")
     return args.work / "folds" / f"{name}-{key}"
 
 
@@ -71,7 +74,7 @@ def binary_report(feats, frame, weights, args, folds: Path, eval_dir: Path) -> d
     """Held-out binary metrics, calibration, threshold and the dataset folder's default."""
     y = frame["label"].to_numpy()
     logits = held_out(feats, frame, y.astype("float32"), weights, np.ones(len(frame), bool), folds,
-                      args.folds, 1, args.epochs, args.seed, args.hidden)[:, 0]
+                      args.folds, 1, args.epochs, args.seed, args.hidden, not args.raw_features)[:, 0]
     scale, bias = metrics.fit_platt(y, logits)
     # Decisions use the product's calibration; calibration is judged on a per-source cross-fit.
     held = frame.assign(logit=logits, prob=metrics.platt(logits, scale, bias),
@@ -110,14 +113,16 @@ def modality_report(feats, frame, weights, args, folds: Path, eval_dir: Path) ->
     says ``other``."""
     labelled = (frame["modality_id"] >= 0).to_numpy()
     logits = held_out(feats, frame, frame["modality_id"].to_numpy(), weights, labelled, folds,
-                      args.modality_folds, len(modality.MODALITIES), args.epochs, args.seed, args.hidden)
+                      args.modality_folds, len(modality.MODALITIES), args.epochs, args.seed,
+                      args.modality_hidden, not args.raw_features)
     probs = modality.softmax(np.nan_to_num(logits))
     min_conf = modality.choose_min_confidence(frame["modality"].to_numpy()[labelled], probs[labelled])
     summary = modality.summarize(frame, probs, min_conf)
     print(modality.markdown(summary))
     modality.write_report(frame, probs, summary, eval_dir, "heldout_")
     return {"modality_min_confidence": min_conf,
-            "modality_heldout": {k: summary[k] for k in ("accuracy", "top1_accuracy", "other_share")}}
+            "modality_heldout": {k: summary[k] for k in ("accuracy", "accuracy_multi_source", "top1_accuracy",
+                                                         "other_share")}}
 
 
 def fit_final(feats, frame, weights, mod_weights, args, name: str):
@@ -125,13 +130,13 @@ def fit_final(feats, frame, weights, mod_weights, args, name: str):
     all_rows = np.arange(len(frame))
     x, y, w = stack_views(feats, all_rows, frame["label"].to_numpy().astype("float32"), weights)
     head = fit_head(x, y, w, args.epochs, args.seed, hidden=args.hidden,
-                    checkpoint=args.work / f"backup-{name}")
+                    checkpoint=args.work / f"backup-{name}", standardise=not args.raw_features)
     labelled = np.flatnonzero(frame["modality_id"].to_numpy() >= 0)
     if not len(labelled):
         return head, None
     x, y, w = stack_views(feats, labelled, frame["modality_id"].to_numpy(), mod_weights)
-    mod_head = fit_head(x, y, w, args.epochs, args.seed, len(modality.MODALITIES), args.hidden,
-                        checkpoint=args.work / f"backup-{name}-modality")
+    mod_head = fit_head(x, y, w, args.epochs, args.seed, len(modality.MODALITIES), args.modality_hidden,
+                        checkpoint=args.work / f"backup-{name}-modality", standardise=not args.raw_features)
     return head, mod_head
 
 
@@ -146,12 +151,14 @@ def training_meta(frame, args, name: str) -> dict:
             "training": {"data": [os.path.relpath(d) for d in args.data],
                          "manifest": [os.path.relpath(m) for m in args.manifest],
                          "backbone": args.backbone, "views": args.views, "hidden": args.hidden,
+                         "modality_hidden": args.modality_hidden,
                          "folds": args.folds or "leave-one-source-out", "seed": args.seed,
                          "images": int(len(frame)), "sources": sources.to_dict("records")}}
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    args.modality_hidden = args.hidden if args.modality_hidden is None else args.modality_hidden
     name = args.name or args.out.name
     frame = data.sample(data.scan(args.data), args.max_per_source, args.seed)
     frame = modality.attach(frame, args.data, args.manifest)
@@ -170,7 +177,8 @@ def main(argv=None) -> dict:
         folds = run_dir(frame, args, name)
         meta.update(binary_report(feats, frame, weights, args, folds, eval_dir))
         if "modalities" in meta:
-            mod_folds = folds / f"modality-{args.modality_folds}"
+            mod_folds = folds / f"modality-{args.modality_folds}" if not args.modality_hidden else \
+                folds / f"modality-{args.modality_folds}-h{args.modality_hidden}"
             meta.update(modality_report(feats, frame, mod_weights, args, mod_folds, eval_dir))
     else:
         meta.update(threshold=0.5, calibration={"method": "platt", "scale": 1.0, "bias": 0.0})
