@@ -63,7 +63,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--model", metavar="DIR", help="model dir (default: $MEDCRAWL_MODEL or "
-                   "models/medcrawl-v1)")
+                   "models/medcrawl-v2)")
     return p
 
 

@@ -69,7 +69,7 @@ def common_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="DIR", help="model directory (default: $MEDCRAWL_MODEL or "
-                   "models/medcrawl-v1)")
+                   "models/medcrawl-v2)")
     g.add_argument("--engine", choices=ENGINES, help="inference engine (default: the model's own)")
     g.add_argument("--batch-size", type=positive_int, default=Config.batch_size, metavar="N",
                    help="images per model call (default: %(default)s)")
