@@ -66,7 +66,8 @@ class Naive:
         writer = csv.writer(io.StringIO())
         for path in paths:
             img = Image.open(path).convert("RGB").resize((self.size, self.size))
-            p = float(self.model.predict(np.asarray(img)[None], verbose=0)[0, 0])
+            out = self.model.predict(np.asarray(img)[None], verbose=0)
+            p = float((out["medical_probability"] if isinstance(out, dict) else out)[0, 0])
             writer.writerow([path.name, p, "medical" if p >= self.threshold else "non-medical"])
         return len(paths)
 
