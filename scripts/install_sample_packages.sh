@@ -14,7 +14,7 @@ DEB_PACKAGES=(
   ukui-wallpapers            # wallpapers (non-medical)
   lomiri-wallpapers-20.04    # wallpapers, photos (non-medical)
 )
-PYPI_PACKAGES=(pydicom==3.0.2 pydicom-data==1.0.0 nibabel==5.4.2 nilearn==0.14.1 scikit-image==0.26.0)
+PYPI_PACKAGES=(pydicom-data==1.0.0 nilearn==0.14.1 scikit-image==0.26.0)   # pydicom, nibabel: requirements.txt
 NPM_PACKAGES=(emoji-datasource-google@16.0.0 emoji-datasource-twitter@16.0.0)
 
 PYTHON="${PYTHON:-python3}"
@@ -32,9 +32,13 @@ if [ ${#missing_debs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing_debs[@]}" >/dev/null
 fi
 
-if ! "$PYTHON" -m pip show -q pydicom pydicom-data nibabel nilearn scikit-image >/dev/null 2>&1; then
-  echo "install_sample_packages: pip install ${PYPI_PACKAGES[*]}"
-  "$PYTHON" -m pip install -q "${PYPI_PACKAGES[@]}"
+missing_pypi=()
+for spec in "${PYPI_PACKAGES[@]}"; do   # one by one: `pip show a b` succeeds when any one is there
+  "$PYTHON" -m pip show -q "${spec%%==*}" >/dev/null 2>&1 || missing_pypi+=("$spec")
+done
+if [ ${#missing_pypi[@]} -gt 0 ]; then
+  echo "install_sample_packages: pip install ${missing_pypi[*]}"
+  "$PYTHON" -m pip install -q "${missing_pypi[@]}"
 fi
 
 missing_npm=()
