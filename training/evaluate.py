@@ -10,6 +10,7 @@ for a model with a modality head, also the modality report where the folders' MA
 from __future__ import annotations
 
 import argparse
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def predict_paths(clf: Classifier, paths: list[str], batch_size: int):
 
 
 def with_origins(frame, roots: list[str]):
-    """Add the ``origin`` of each image where its folder's MANIFEST.csv names it (origin_path)."""
+    """Add the ``origin`` of each image where its folder's MANIFEST.csv names it (origin_path; a
+    Python package's file from its package folder on, so no machine's paths are written)."""
     import pandas as pd
     origins = {}
     for root in map(Path, roots):
@@ -64,7 +66,8 @@ def with_origins(frame, roots: list[str]):
         if manifest.is_file():
             table = pd.read_csv(manifest, dtype=str)
             if "origin_path" in table:
-                origins.update({str(root / p): o for p, o in zip(table["path"], table["origin_path"])})
+                origins.update({str(root / p): re.sub(r"^.*/(site-packages|dist-packages)/", "", str(o))
+                                for p, o in zip(table["path"], table["origin_path"])})
     return frame.assign(origin=[origins.get(p, "") for p in frame["path"]]) if origins else frame
 
 
