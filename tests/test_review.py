@@ -147,7 +147,7 @@ def test_report_of_feed_and_store_opens_from_disk(harvest, browser):
     assert proc.returncode == 0, proc.stderr
     images, text = open_report(browser, harvest.work / "out" / "report.html", "report.png")
     distinct = {r["sha256"] for r in harvest.rows if r["status"] == "ok"}
-    assert len(images) == len(distinct) and all(width for _, width in images), images
+    assert all(width for _, width in images), images          # an image may stand in several grids
     assert {Path(src).stem for src, _ in images} == distinct
     assert "http_404" in text and "too_small" in text and "PDF p.1" in text
     assert f"{len(harvest.rows)} rows" in text
