@@ -86,7 +86,7 @@ class Config(_Section):
     pdf_max_images: int | None = defaults.MEDCRAWL_PDF_MAX_IMAGES
     offsite_media: bool = defaults.MEDCRAWL_OFFSITE_MEDIA
     dataset_dir: str | None = defaults.MEDCRAWL_DATASET_DIR
-    dataset_min_confidence: float = defaults.MEDCRAWL_DATASET_MIN_CONFIDENCE
+    dataset_min_confidence: float | None = defaults.MEDCRAWL_DATASET_MIN_CONFIDENCE   # None: the model's
     dataset_layout: str = defaults.MEDCRAWL_DATASET_LAYOUT          # flat | modality (DIR/medical/<modality>/)
     dataset_modalities: tuple[str, ...] = tuple(defaults.MEDCRAWL_DATASET_MODALITIES)   # () : every image
     logstats_interval: float = defaults.MEDCRAWL_LOGSTATS_INTERVAL
@@ -107,8 +107,8 @@ class Config(_Section):
             pdf_max_images=typed(settings, "getint", "MEDCRAWL_PDF_MAX_IMAGES", d.pdf_max_images) or None,
             offsite_media=typed(settings, "getbool", "MEDCRAWL_OFFSITE_MEDIA", d.offsite_media),
             dataset_dir=settings.get("MEDCRAWL_DATASET_DIR") or d.dataset_dir,
-            dataset_min_confidence=typed(settings, "getfloat", "MEDCRAWL_DATASET_MIN_CONFIDENCE",
-                                                     d.dataset_min_confidence),
+            dataset_min_confidence=None if settings.get("MEDCRAWL_DATASET_MIN_CONFIDENCE") is None else
+            typed(settings, "getfloat", "MEDCRAWL_DATASET_MIN_CONFIDENCE"),
             dataset_layout=(settings.get("MEDCRAWL_DATASET_LAYOUT") or d.dataset_layout).strip().lower(),
             dataset_modalities=tuple(m.strip().lower() for m in settings.getlist("MEDCRAWL_DATASET_MODALITIES")
                                      if m.strip()),
@@ -126,7 +126,8 @@ class Config(_Section):
             "MEDCRAWL_MIN_SIZE must be >= 0": self.min_size >= 0,
             "MEDCRAWL_MAX_PIXELS must be >= 0": (self.max_pixels or 0) >= 0,
             "MEDCRAWL_PDF_MAX_IMAGES must be >= 0": (self.pdf_max_images or 0) >= 0,
-            "MEDCRAWL_DATASET_MIN_CONFIDENCE must be within 0..1": 0 <= self.dataset_min_confidence <= 1,
+            "MEDCRAWL_DATASET_MIN_CONFIDENCE must be within 0..1":
+                self.dataset_min_confidence is None or 0 <= self.dataset_min_confidence <= 1,
             "MEDCRAWL_DATASET_LAYOUT must be flat or modality": self.dataset_layout in ("flat", "modality"),
             f"MEDCRAWL_DATASET_MODALITIES: unknown {', '.join(unknown_modalities(self.dataset_modalities))} "
             f"(choose from {', '.join(MODALITIES + (OTHER_MODALITY,))})":

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY, Classifier, ModelError
+from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY, Classifier, ModelError, dataset_min_confidence
 from oneoff_assets import mri_png, photo_jpeg
 
 
@@ -72,6 +72,12 @@ def test_one_output_model_has_no_modality(one_output_model):
         verdicts = clf.classify_arrays(list(batch(clf, 4)))
         assert len(verdicts) == 4 and all((v.modality, v.modality_confidence) == ("", None) for v in verdicts)
         assert clf.predict_all(batch(clf, 4)).modality is None
+
+
+def test_dataset_min_confidence_is_the_models(modality_model, tmp_path):
+    assert dataset_min_confidence(edited(modality_model, tmp_path / "named", dataset_min_confidence=0.9)) == 0.9
+    with pytest.raises(ModelError, match="MEDCRAWL_DATASET_MIN_CONFIDENCE"):
+        dataset_min_confidence(edited(modality_model, tmp_path / "unnamed", dataset_min_confidence=None))
 
 
 def edited(src, dest, **changes):

@@ -50,7 +50,7 @@ def test_defaults_of_the_settings_objects_are_those_of_settings_py():
     settings = project()
     crawl = Config.from_settings(settings)
     assert (crawl.batch_size, crawl.batch_max_wait, crawl.min_size) == (32, 2.0, 64)
-    assert (crawl.pdf_max_images, crawl.dataset_dir, crawl.dataset_min_confidence) == (1000, None, 0.8)
+    assert (crawl.pdf_max_images, crawl.dataset_dir, crawl.dataset_min_confidence) == (1000, None, None)
     assert crawl.max_pixels == project_settings.MEDCRAWL_MAX_PIXELS and crawl.offsite_media is True
     assert IndexConfig.from_settings(settings) == IndexConfig()
     assert RedisConfig.from_settings(settings) == RedisConfig(None, "medcrawl:%(spider)s")

@@ -5,10 +5,13 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from medcrawl.config import model_location
 from medcrawl.items import ROW_FIELDS
+from medcrawl.model.classifier import dataset_min_confidence
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,7 @@ def test_dataset_holds_confident_images(demo):
     assert files and all(p.parent.name in ("medical", "non-medical", "uncertain") for p in files)
     ok_hashes = {r["sha256"] for r in rows if r["status"] == "ok"}
     assert all(p.stem in ok_hashes for p in files)
+    # No MEDCRAWL_DATASET_MIN_CONFIDENCE given: the model's own minimum sorts confident from uncertain.
+    minimum = dataset_min_confidence(Path(model_location()[0]))
+    confidence = {r["sha256"]: float(r["confidence"]) for r in rows if r["status"] == "ok"}
+    assert all((confidence[p.stem] >= minimum) == (p.parent.name != "uncertain") for p in files)

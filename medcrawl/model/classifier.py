@@ -161,6 +161,15 @@ def load_shared(model_dir: str | os.PathLike, engine: str | None = None) -> Clas
     return Classifier.load(model_dir, engine)
 
 
+def dataset_min_confidence(model_dir: Path) -> float:
+    """The confidence at which the model's held-out ``medical/`` folder reached its purity target."""
+    value = read_metadata(model_dir).get("dataset_min_confidence")
+    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ModelError(f"model in {model_dir} names no dataset_min_confidence in model.json: "
+                         "set MEDCRAWL_DATASET_MIN_CONFIDENCE")
+    return float(value)
+
+
 def read_metadata(model_dir: Path) -> dict:
     """Read and check model.json, raising ModelError with the reason."""
     meta_path = model_dir / "model.json"

@@ -26,7 +26,7 @@ from medcrawl.config import Config
 from medcrawl.corrections import MANIFEST_FIELDS, UNCERTAIN, DatasetDir, folder_for
 from medcrawl.files import TMP_PREFIX, confident, file_name, repair_partial_line, write_once
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY, load_shared
+from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY, dataset_min_confidence, load_shared
 from medcrawl.pipelines.store import store_uri
 
 
@@ -50,7 +50,10 @@ class DatasetPipeline:
         by_modality = config.dataset_layout == "modality"
         if by_modality or config.dataset_modalities:
             check_modality_model(config)
-        return cls(Path(config.dataset_dir), config.dataset_min_confidence, crawler.stats, store,
+        min_confidence = config.dataset_min_confidence
+        if min_confidence is None:
+            min_confidence = dataset_min_confidence(Path(config.model))
+        return cls(Path(config.dataset_dir), min_confidence, crawler.stats, store,
                    by_modality, config.dataset_modalities)
 
     def open_spider(self) -> None:
