@@ -149,3 +149,12 @@ def one_output_model(tmp_path_factory) -> Path:
 def serve() -> Callable:
     """The serve_folder context manager, for tests that build their own site."""
     return serve_folder
+
+
+def corrupted_copy(model_dir: Path, dest: Path, filename: str) -> Path:
+    """A copy of a model directory with one byte of one of its files flipped."""
+    shutil.copytree(model_dir, dest)
+    blob = bytearray((dest / filename).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (dest / filename).write_bytes(bytes(blob))
+    return dest

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY, Classifier, ModelError, dataset_min_confidence
+from conftest import corrupted_copy
 from oneoff_assets import mri_png, photo_jpeg
 
 
@@ -112,11 +113,7 @@ def test_modalities_in_model_json_are_checked(modality_model, tmp_path):
 
 
 def test_every_model_file_is_verified(modality_model, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(modality_model, broken)
-    blob = bytearray((broken / "model.keras").read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    (broken / "model.keras").write_bytes(bytes(blob))
+    broken = corrupted_copy(modality_model, tmp_path / "broken", "model.keras")
     with pytest.raises(ModelError, match="model.keras is corrupt"):
         Classifier.load(broken, engine="litert")
 

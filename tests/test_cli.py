@@ -256,6 +256,9 @@ def test_help_documents_every_option(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     assert all(cmd in text for cmd in ("classify", "ui", "demo"))
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert capsys.readouterr().out.startswith("usage: medcrawl demo [-h] [--out OUT]")
 
 
 def test_console_script_subprocess(folder, tmp_path):

@@ -117,24 +117,25 @@ def test_modalities_filter_keeps_every_row_and_only_those_images(site_server, mo
     assert len(rows) == len(kept) and {r["modality"] for r in rows} == {wanted}
 
 
-def test_bad_modality_settings_stop_the_crawl_at_start(tmp_path, model):
+def refused_crawl(tmp_path, model_dir, setting: str) -> str:
+    """stderr of a dataset crawl with one extra setting, which must stop it at start."""
     proc = scrapy_crawl(tmp_path, "-a", "start_urls=http://127.0.0.1:9/", "-O", "rows.csv",
-                        "-s", f"MEDCRAWL_MODEL={model.model_dir}", "-s", "MEDCRAWL_DATASET_DIR=d",
-                        "-s", "MEDCRAWL_DATASET_MODALITIES=ct,x-ray", timeout=120)
+                        "-s", f"MEDCRAWL_MODEL={model_dir}", "-s", "MEDCRAWL_DATASET_DIR=d",
+                        "-s", setting, timeout=120)
     assert proc.returncode != 0
-    assert "MEDCRAWL_DATASET_MODALITIES: unknown x-ray (choose from xray, ct," in proc.stderr
-    proc = scrapy_crawl(tmp_path, "-a", "start_urls=http://127.0.0.1:9/", "-O", "rows.csv",
-                        "-s", f"MEDCRAWL_MODEL={model.model_dir}", "-s", "MEDCRAWL_DATASET_DIR=d",
-                        "-s", "MEDCRAWL_DATASET_LAYOUT=by-kind", timeout=120)
-    assert proc.returncode != 0 and "MEDCRAWL_DATASET_LAYOUT must be flat or modality" in proc.stderr
+    return proc.stderr
+
+
+def test_bad_modality_settings_stop_the_crawl_at_start(tmp_path, model):
+    assert ("MEDCRAWL_DATASET_MODALITIES: unknown x-ray (choose from xray, ct,"
+            in refused_crawl(tmp_path, model.model_dir, "MEDCRAWL_DATASET_MODALITIES=ct,x-ray"))
+    assert ("MEDCRAWL_DATASET_LAYOUT must be flat or modality"
+            in refused_crawl(tmp_path, model.model_dir, "MEDCRAWL_DATASET_LAYOUT=by-kind"))
 
 
 def test_modality_layout_needs_a_model_with_a_modality_head(tmp_path, one_output_model):
-    proc = scrapy_crawl(tmp_path, "-a", "start_urls=http://127.0.0.1:9/", "-O", "rows.csv",
-                        "-s", f"MEDCRAWL_MODEL={one_output_model}", "-s", "MEDCRAWL_DATASET_DIR=d",
-                        "-s", "MEDCRAWL_DATASET_LAYOUT=modality", timeout=120)
-    assert proc.returncode != 0
-    assert "need a model with a modality head that names them; one-output@1 has none" in proc.stderr
+    assert ("need a model with a modality head that names them; one-output@1 has none"
+            in refused_crawl(tmp_path, one_output_model, "MEDCRAWL_DATASET_LAYOUT=modality"))
 
 
 def test_a_correction_moves_the_image_into_its_modality_folder(sorted_crawl, tmp_path):

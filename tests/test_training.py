@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from conftest import corrupted_copy
 from medcrawl.model.classifier import Classifier, ModelError
 from training import evaluate, train
 
@@ -114,11 +115,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 def test_corrupt_model_file_is_refused(model_dir, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(model_dir, broken)
-    blob = bytearray((broken / "model.tflite").read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    (broken / "model.tflite").write_bytes(bytes(blob))
+    broken = corrupted_copy(model_dir, tmp_path / "broken", "model.tflite")
     with pytest.raises(ModelError, match="corrupt"):
         Classifier.load(broken, engine="litert")
 

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-MODALITIES = 10              # len(training.modality.MODALITIES); the importer checks it
+from medcrawl.model import classifier
+
+MODALITIES = len(classifier.MODALITIES)
 MULTILEVEL_FROM_STAGE = 3    # as training.backbone: the last four stages are pooled with the head
 SOURCE_POWER = 0.5           # a source's share of its class grows with the square root of its size
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MODALITIES = ("xray", "ct", "mri", "ultrasound", "nuclear", "microscopy", "dermoscopy", "fundus",
-              "oct", "endoscopy")
-OTHER = "other"
+from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY as OTHER  # the product's list
+
 MAX_WEIGHT = 20.0        # times the mean weight
 # Manifest values that are a kind of one of MODALITIES.
 ALIASES = {"dental-xray": "xray", "mammography": "xray", "radiograph": "xray", "fluoroscopy": "xray",

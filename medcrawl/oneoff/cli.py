@@ -381,7 +381,7 @@ def run_demo(argv: list[str]) -> int:
     if importlib.util.find_spec("medcrawl.oneoff.demo") is None:
         print("medcrawl: error: the demo is not part of this installation", file=sys.stderr)
         return EXIT_FATAL
-    result = importlib.import_module("medcrawl.oneoff.demo").main(argv)
+    result = importlib.import_module("medcrawl.oneoff.demo").main(argv, prog="medcrawl demo")
     return int(result or 0)
 
 

@@ -276,8 +276,8 @@ def run_demo(out: Path = DEFAULT_OUT, pages: int = 4, log=print) -> Summary:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m medcrawl.oneoff.demo", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m medcrawl.oneoff.demo") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default ./{DEFAULT_OUT})")
     parser.add_argument("--pages", type=int, default=4, help="content pages besides the home page")
