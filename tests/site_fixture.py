@@ -275,10 +275,13 @@ def _pdfs(site: Site, grace: bytes) -> None:
     site.write("docs/broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage\n%%EOF\n")
     site.rows[(site.url("docs/broken.pdf"),) * 2] = Expected("error", "pdf_malformed", "pdf")
     site.rows[(site.url("docs/missing.pdf"),) * 2] = Expected("error", "http_404", "pdf")
+    site.write("docs/text-only.pdf", pdf_with([[], []])[0])
+    site.rows[(site.url("docs/text-only.pdf"),) * 2] = Expected("skipped", "no_images", "pdf")
     body = """<a href="docs/report.pdf">report</a> <embed src="docs/embedded.pdf" type="application/pdf">
       <iframe src="docs/framed.pdf"></iframe> <object data="docs/view" type="application/pdf"></object>
       <a href="docs/viewer?id=7">viewer</a> <a href="docs/encrypted.pdf">locked</a>
-      <a href="docs/broken.pdf">broken</a> <a href="docs/missing.pdf">gone</a>"""
+      <a href="docs/broken.pdf">broken</a> <a href="docs/missing.pdf">gone</a>
+      <a href="docs/text-only.pdf">minutes</a>"""
     site.write(p, page("PDFs", body))
 
 

@@ -137,13 +137,13 @@ def test_pdf_images_extracted_once_per_xref_with_page(crawl):
             assert (row["source_type"], row["source_url"], row["status"]) == ("pdf", pdf_url, "ok")
 
 
-def test_unreadable_pdfs_give_one_error_row_each(crawl):
+def test_unreadable_or_imageless_pdfs_give_one_row_each(crawl):
     for (url, _), exp in crawl.site.rows.items():
         if exp.source_type == "pdf":
             rows = crawl.by_url(url)
             assert len(rows) == 1, url
             assert (rows[0]["source_type"], rows[0]["status"], rows[0]["error"]) == (
-                "pdf", "error", exp.reason)
+                "pdf", exp.status, exp.reason)
 
 
 def test_no_unexpected_rows(crawl):
@@ -263,7 +263,7 @@ def test_stats_count_every_outcome(crawl):
     for label in ("medical", "non-medical"):
         assert s.get(f"medcrawl/label/{label}", 0) == sum(r["label"] == label for r in rows)
     assert s["medcrawl/stored"] == len({r["sha256"] for r in rows if r["path"]})
-    assert s["medcrawl/pdfs"] == len(crawl.site.pdf_images) + 2     # + encrypted and broken
+    assert s["medcrawl/pdfs"] == len(crawl.site.pdf_images) + 3     # + encrypted, broken, text-only
 
 
 def test_progress_and_closing_log_lines(crawl):

@@ -86,7 +86,8 @@ def extract_pdf_images(data: bytes, max_images: int | None = None,
 
 def pdf_rows(data: bytes, url: str, max_images: int | None = None,
              max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[ImageItem]:
-    """One row per distinct embedded image (bytes in hand), or one error row for an unreadable PDF."""
+    """One row per distinct embedded image (bytes in hand); one error row for an unreadable PDF, one
+    skipped row (``no_images``) for a PDF without images, so every PDF is accounted for."""
     try:
         images = extract_pdf_images(data, max_images, max_pixels)
     except PdfError as exc:
@@ -95,7 +96,7 @@ def pdf_rows(data: bytes, url: str, max_images: int | None = None,
     except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
         logger.warning("PDF %s failed: %r", url, exc)
         return [pdf_error_row(url, "pdf_failed")]
-    return [_row(image, url) for image in images]
+    return [_row(image, url) for image in images] or [pdf_error_row(url, "no_images", "skipped")]
 
 
 def _row(image: PdfImage, url: str) -> ImageItem:

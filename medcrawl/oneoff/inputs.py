@@ -126,14 +126,14 @@ class InputReader:
     def _pdf_items(self, data: bytes, source: str, limit: int | None) -> Iterator[ImageItem]:
         with _PDF_LOCK:
             rows = pdf_rows(data, source, max_images=limit)
-        yield from rows or [_no_images(source, "pdf")]
+        yield from rows
 
     def _page_items(self, html: bytes, page_url: str, limit: int | None) -> Iterator[ImageItem]:
         """The images on one page, fetched a window at a time (no further crawling)."""
         links = extract_page(html, page_url)
         urls = list(dict.fromkeys(links.images + links.medical))[:limit]
         if not urls:
-            yield _no_images(page_url, "html")
+            yield _no_images(page_url)
         window = max(1, self.workers) * 4
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             for start in range(0, len(urls), window):
@@ -155,9 +155,9 @@ class InputReader:
         return [item]
 
 
-def _no_images(source: str, source_type: str) -> ImageItem:
-    """A PDF or page without images still gets a row, so every input is accounted for."""
-    return ImageItem(image_url=source, source_url=source, source_type=source_type).fail(
+def _no_images(page_url: str) -> ImageItem:
+    """A page without images still gets a row, so every input is accounted for (PDFs: pdf_rows)."""
+    return ImageItem(image_url=page_url, source_url=page_url, source_type="html").fail(
         "no_images", "skipped")
 
 

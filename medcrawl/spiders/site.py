@@ -103,7 +103,7 @@ class SiteSpider(Spider):
             yield self.found(pdf_error_row(response.url, "not_a_pdf"))
 
     async def pdf_rows(self, response: Response) -> AsyncIterator[ImageItem]:
-        """One row per distinct embedded image (bytes in hand), or one error row for the PDF."""
+        """One row per distinct embedded image (bytes in hand), or one error or no_images row for the PDF."""
         self.crawler.stats.inc_value("medcrawl/pdfs")
         rows = await self.pdf_thread.run(pdf_rows, response.body, urldefrag(response.url)[0],
                                          self.config.pdf_max_images, self.config.max_pixels)
