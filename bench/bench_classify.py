@@ -21,7 +21,9 @@ import common  # noqa: E402
 from common import Figure  # noqa: E402
 
 BATCHES = (1, 16, 64)
-TARGET_RATE, TARGET_FLOOR, TARGET_NAIVE = 250.0, 0.9, 15.0
+# medcrawl-v2 (Lite2, 224 px): end to end >= 0.45x one thread's decode+resize (v1, Lite0 at 128 px,
+# was held to 250 images/s and 0.9x); >= 15x one Keras predict per image.
+TARGET_FLOOR, TARGET_NAIVE = 0.45, 15.0
 
 
 def product(classifier, paths: list[Path], batch: int, min_size: int = 64) -> int:
@@ -115,9 +117,7 @@ def figures(rates: dict[str, list[float]], clf) -> list[Figure]:
     med = {name: common.median(values) for name, values in rates.items()}
     best = max((f"product-b{b}" for b in BATCHES), key=lambda name: med[name])
     out = [Figure(f"{name} rate", med[name], "images/s",
-                  TARGET_RATE if name.startswith("product") else None,
-                  note=f"{clf.engine}" if name.startswith("product") else "")
-           for name in rates]
+                  note=f"{clf.engine}" if name.startswith("product") else "") for name in rates]
     out += [Figure(f"{best} / floor", common.rate_ratio(rates, best, "floor"), "x", TARGET_FLOOR),
             Figure(f"{best} / naive", common.rate_ratio(rates, best, "naive"), "x", TARGET_NAIVE),
             Figure(f"{best} / floor-2threads", common.rate_ratio(rates, best, "floor-2threads"), "x")]

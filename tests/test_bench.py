@@ -15,6 +15,7 @@ FIGURES = {
                           "naive rate", "/ floor", "/ naive"],
     "bench_model.py": ["keras rate b32", "litert rate b32", "litert / keras", "keras file size",
                        "litert file size", "keras load time", "litert load time"],
+    "bench_modality.py": ["medical output only", "medical + modality", "with head / without"],
     "bench_pdf.py": ["product rate", "pymupdf-extract_image rate", "product / pymupdf-extract_image"],
     "bench_medical.py": ["product rate", "decode floor rate", "product / decode floor"],
     "bench_report.py": ["report rate cold", "report rate warm", "thumbnail rate pool",
