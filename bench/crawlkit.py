@@ -28,7 +28,10 @@ FAST_SETTINGS = {
     "CONCURRENT_REQUESTS": "64", "CONCURRENT_REQUESTS_PER_DOMAIN": "64",
     "TELNETCONSOLE_ENABLED": "False", "LOG_LEVEL": "INFO", "LOGSTATS_INTERVAL": "0",
 }
-MEDCRAWL_SETTINGS = {"MEDCRAWL_LOGSTATS_INTERVAL": "0"}
+# The site is thousands of pages of one URL pattern (sN/pN.html): the crawl-trap limits would stop
+# medcrawl at MEDCRAWL_MAX_PATTERN_URLS pages, so both arms crawl every page (as with politeness off).
+MEDCRAWL_SETTINGS = {"MEDCRAWL_LOGSTATS_INTERVAL": "0", "MEDCRAWL_MAX_PATTERN_URLS": "0",
+                     "MEDCRAWL_MAX_PATTERN_CHAIN": "0"}
 WIDTHS = (320, 480, 640, 800, 960)
 
 
