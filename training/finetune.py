@@ -12,7 +12,7 @@ GPU it takes minutes, on CPU it works but slowly. The ImageNet weights come from
 1. Decode every packed image into the product's input (uint8, bilinear squash to --size).
 2. For each fold of held-out sources: train the backbone (batch norm frozen) with a linear medical
    head and a linear modality head on the same multi-level features as the product's model; batches are drawn class-balanced, sources weighted by the square root of their
-   size; views are augmented on the device; the weights are averaged (EMA) and the average is scored.
+   size; views are augmented on the GPU; the weights are averaged (EMA) and the average is scored.
 3. Write DIR/oof.csv (held-out medical and modality logits of every image, by path) and
    DIR/history.json (held-out scores during training), to compare with the frozen backbone's
    ``evaluation/heldout_predictions.csv`` on the same images.
@@ -163,7 +163,7 @@ def freeze_batchnorm(net) -> None:
             m.eval()
 
 
-# ---- augmentation (on the device, a batch at a time) ----------------------------------------
+# ---- augmentation (on the GPU, a batch at a time) -------------------------------------------
 
 def augment(x, g):
     """Random views of a float (B, 3, S, S) batch in 0..255, as training.augment does on the CPU:
