@@ -11,8 +11,9 @@ GPU it takes minutes, on CPU it works but slowly. The ImageNet weights come from
 
 1. Decode every packed image into the product's input (uint8, bilinear squash to --size).
 2. For each fold of held-out sources: train the backbone (batch norm frozen) with a linear medical
-   head and a linear modality head on the same multi-level features as the product's model; batches are drawn class-balanced, sources weighted by the square root of their
-   size; views are augmented on the GPU; the weights are averaged (EMA) and the average is scored.
+   head and a linear modality head on the same multi-level features as the product's model;
+   batches are drawn class-balanced, sources weighted by the square root of their size; views are
+   augmented on the GPU; the weights are averaged (EMA) and the average is scored.
 3. Write DIR/oof.csv (held-out medical and modality logits of every image, by path) and
    DIR/history.json (held-out scores during training), to compare with the frozen backbone's
    ``evaluation/heldout_predictions.csv`` on the same images.
