@@ -125,7 +125,8 @@ def make_net(variant: str, size: int, state: dict | None):
                 missing, unexpected = self.backbone.load_state_dict(state, strict=False)
                 missing = [k for k in missing if not k.endswith("num_batches_tracked") and not k.startswith("_fc")]
                 if missing or unexpected:
-                    raise SystemExit(f"weights do not fit {variant}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+                    raise SystemExit(f"weights do not fit {variant}: missing {missing[:3]}, "
+                                     f"unexpected {unexpected[:3]}")
             blocks = self.backbone._blocks
             widths = [b._block_args.output_filters for b in blocks]
             ends = [i for i in range(len(blocks)) if i == len(blocks) - 1 or widths[i + 1] != widths[i]]
@@ -201,8 +202,9 @@ def augment(x, g):
     k = torch.arange(-3, 4, device=dev, dtype=x.dtype)
     k = torch.exp(-k ** 2 / (2 * sigma ** 2))
     k = (k / k.sum())
-    blurred = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), k.view(1, 1, 1, 7).repeat(3, 1, 1, 1), groups=3)
-    blurred = F.conv2d(F.pad(blurred, (0, 0, 3, 3), mode="replicate"), k.view(1, 1, 7, 1).repeat(3, 1, 1, 1), groups=3)
+    rows, cols = k.view(1, 1, 1, 7).repeat(3, 1, 1, 1), k.view(1, 1, 7, 1).repeat(3, 1, 1, 1)
+    blurred = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), rows, groups=3)
+    blurred = F.conv2d(F.pad(blurred, (0, 0, 3, 3), mode="replicate"), cols, groups=3)
     x = torch.where(sel, blurred, x)
 
     grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand(-1, 3, -1, -1)

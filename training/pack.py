@@ -53,7 +53,8 @@ def write_pack(frame: pd.DataFrame, out: Path, size: int, quality: int, workers:
                 print(f"unreadable, left out: {row['path']}")
                 continue
             blob.write(payload)
-            rows.append({"path": os.path.relpath(row["path"]), "source": row["source"], "label": int(row["label"]), "label_name": row["label_name"],
+            rows.append({"path": os.path.relpath(row["path"]), "source": row["source"],
+                         "label": int(row["label"]), "label_name": row["label_name"],
                          "modality": row["modality"], "modality_id": int(row["modality_id"]),
                          "name": Path(row["path"]).name, "offset": offset, "length": len(payload)})
             offset += len(payload)
