@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medcrawl.model import classifier
+from medcrawl.model import classifier, images
+from training.heads import source_folds
 
 MODALITIES = len(classifier.MODALITIES)
 MULTILEVEL_FROM_STAGE = 3    # as training.backbone: the last four stages are pooled with the head
@@ -60,23 +61,14 @@ def read_packs(packs: list[Path]) -> tuple[pd.DataFrame, list[bytes]]:
 
 
 def decode(payload: bytes, size: int) -> np.ndarray:
-    """The product's model input for one stored image (see training.pack)."""
-    img = Image.open(io.BytesIO(payload)).convert("RGB")
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
-    return np.asarray(img, dtype=np.uint8)
+    """The product's model input for one stored image (see training.pack): the product's own squash."""
+    return images.resize_square(Image.open(io.BytesIO(payload)).convert("RGB"), size)
 
 
 def decode_all(payloads: list[bytes], size: int, workers: int) -> np.ndarray:
     """(N, size, size, 3) uint8."""
     with ProcessPoolExecutor(workers) as pool:
         return np.stack(list(pool.map(decode, payloads, [size] * len(payloads), chunksize=64)))
-
-
-def source_folds(frame: pd.DataFrame, folds: int) -> dict[str, list[str]]:
-    """As training.heads.source_folds: ``folds`` groups of sources dealt round-robin by size."""
-    sources = frame["source"].value_counts().index.tolist()
-    return {f"fold{k:02d}": sorted(sources[k::folds]) for k in range(folds)}
 
 
 def sampling_weights(frame: pd.DataFrame) -> np.ndarray:

@@ -177,8 +177,8 @@ def main(argv=None) -> dict:
         folds = run_dir(frame, args, name)
         meta.update(binary_report(feats, frame, weights, args, folds, eval_dir))
         if "modalities" in meta:
-            mod_folds = folds / f"modality-{args.modality_folds}" if not args.modality_hidden else \
-                folds / f"modality-{args.modality_folds}-h{args.modality_hidden}"
+            hidden = f"-h{args.modality_hidden}" if args.modality_hidden else ""
+            mod_folds = folds / f"modality-{args.modality_folds}{hidden}"
             meta.update(modality_report(feats, frame, mod_weights, args, mod_folds, eval_dir))
     else:
         meta.update(threshold=0.5, calibration={"method": "platt", "scale": 1.0, "bias": 0.0})
