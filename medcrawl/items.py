@@ -9,13 +9,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 # Feed columns, in order. FEED_EXPORT_FIELDS uses this, so internal fields never reach a feed.
 ROW_FIELDS = (
-    "image_url", "source_url", "source_type", "pdf_page", "frame", "path", "sha256",
-    "width", "height", "format", "label", "medical_probability", "confidence",
+    "image_url", "source_url", "source_type", "pdf_page", "frame", "panel", "path", "sha256",
+    "width", "height", "format", "label", "label_source", "medical_probability", "confidence",
     "modality", "modality_confidence", "model_modality", "model", "status", "error",
+    "compound", "duplicate_of", "alt", "title", "caption", "page_title", "license", "license_url",
 )
 # What labelling fills in: copied to every row with the same content (in a crawl and across runs).
-VERDICT_FIELDS = ("width", "height", "format", "label", "medical_probability", "confidence",
-                  "modality", "modality_confidence", "model_modality", "model", "status", "error")
+VERDICT_FIELDS = ("width", "height", "format", "label", "label_source", "medical_probability",
+                  "confidence", "modality", "modality_confidence", "model_modality", "model",
+                  "status", "error", "compound")
 
 
 @dataclass
@@ -27,12 +29,14 @@ class ImageItem:
     source_type: str = "html"          # html | pdf | file | url
     pdf_page: int | None = None        # 1-based page number for PDF images
     frame: str = ""                    # DICOM frame number (1-based) or NIfTI "<plane>:<index>"
+    panel: int | None = None           # 1..N when a compound figure was split into its panels
     path: str = ""                     # stored file, relative to the store root
     sha256: str = ""                   # of the stored original bytes
     width: int | None = None
     height: int | None = None
     format: str = ""
     label: str = ""                    # medical | non-medical
+    label_source: str = ""             # model | dicom | nifti: what decided the label
     medical_probability: float | None = None
     confidence: float | None = None
     modality: str = ""                 # medical rows: xray, ct, mri, ... or other; else empty
@@ -41,6 +45,14 @@ class ImageItem:
     model: str = ""
     status: str = ""                   # ok | skipped | error
     error: str = ""                    # specific reason when status is not ok
+    compound: bool | None = None       # a multi-panel figure (gutters / a grid of panels)
+    duplicate_of: str = ""             # sha256 of the kept image of this row's near-duplicate group
+    alt: str = ""                      # the <img> alt attribute
+    title: str = ""                    # the <img> title attribute
+    caption: str = ""                  # figcaption / described-by / nearby caption; a PDF figure's caption
+    page_title: str = ""               # the page's <title> or the PDF's title
+    license: str = ""                  # SPDX identifier the page or PDF declares ('' when none)
+    license_url: str = ""              # the licence link as declared
     body: bytes | None = field(default=None, repr=False)   # internal: never exported
     preview: Any = field(default=None, repr=False)   # internal: the web page's thumbnail (a Pillow image)
     original: bytes | None = field(default=None, repr=False)   # internal: a DICOM/NIfTI file's own bytes, stored only when asked
