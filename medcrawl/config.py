@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from medcrawl import settings as defaults
 from medcrawl.addresses import networks
 from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY
+from medcrawl.splits import Splits, parse_splits
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
+DEDUPE_MODES = ("near", "exact", "off")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "medcrawl-v2"
 OFF = ("off", "none", "false", "0")
 _READ: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictionary()
@@ -89,6 +91,10 @@ class Config(_Section):
     dataset_min_confidence: float | None = defaults.MEDCRAWL_DATASET_MIN_CONFIDENCE   # None: the model's
     dataset_layout: str = defaults.MEDCRAWL_DATASET_LAYOUT          # flat | modality (DIR/medical/<modality>/)
     dataset_modalities: tuple[str, ...] = tuple(defaults.MEDCRAWL_DATASET_MODALITIES)   # () : every image
+    dataset_dedupe: str = defaults.MEDCRAWL_DATASET_DEDUPE          # near | exact | off
+    dataset_splits: Splits = ()                                     # ((name, share), ...); () : no splits
+    dataset_licenses: tuple[str, ...] = tuple(defaults.MEDCRAWL_DATASET_LICENSES)   # () : any licence
+    split_panels: bool = defaults.MEDCRAWL_SPLIT_PANELS
     logstats_interval: float = defaults.MEDCRAWL_LOGSTATS_INTERVAL
     report: str | None = defaults.MEDCRAWL_REPORT    # HTML report of the crawl, written when it ends
 
@@ -112,6 +118,11 @@ class Config(_Section):
             dataset_layout=(settings.get("MEDCRAWL_DATASET_LAYOUT") or d.dataset_layout).strip().lower(),
             dataset_modalities=tuple(m.strip().lower() for m in settings.getlist("MEDCRAWL_DATASET_MODALITIES")
                                      if m.strip()),
+            dataset_dedupe=(settings.get("MEDCRAWL_DATASET_DEDUPE") or d.dataset_dedupe).strip().lower(),
+            dataset_splits=dataset_splits(typed(settings, "getlist", "MEDCRAWL_DATASET_SPLITS")),
+            dataset_licenses=tuple(x.strip() for x in typed(settings, "getlist", "MEDCRAWL_DATASET_LICENSES")
+                                   if x.strip()),
+            split_panels=typed(settings, "getbool", "MEDCRAWL_SPLIT_PANELS", d.split_panels),
             logstats_interval=typed(settings, "getfloat", "MEDCRAWL_LOGSTATS_INTERVAL", d.logstats_interval),
             report=settings.get("MEDCRAWL_REPORT") or d.report,
         )
@@ -132,8 +143,17 @@ class Config(_Section):
             f"MEDCRAWL_DATASET_MODALITIES: unknown {', '.join(unknown_modalities(self.dataset_modalities))} "
             f"(choose from {', '.join(MODALITIES + (OTHER_MODALITY,))})":
                 not unknown_modalities(self.dataset_modalities),
+            "MEDCRAWL_DATASET_DEDUPE must be near, exact or off": self.dataset_dedupe in DEDUPE_MODES,
             "MEDCRAWL_LOGSTATS_INTERVAL must be >= 0": self.logstats_interval >= 0,
         })
+
+
+def dataset_splits(values: list[str]) -> Splits:
+    """MEDCRAWL_DATASET_SPLITS read, or a ValueError naming the setting."""
+    try:
+        return parse_splits(values)
+    except ValueError as exc:
+        raise ValueError(f"invalid medcrawl settings: MEDCRAWL_DATASET_SPLITS: {exc}") from None
 
 
 def unknown_modalities(names: tuple[str, ...] | list[str]) -> list[str]:

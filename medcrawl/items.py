@@ -56,6 +56,7 @@ class ImageItem:
     body: bytes | None = field(default=None, repr=False)   # internal: never exported
     preview: Any = field(default=None, repr=False)   # internal: the web page's thumbnail (a Pillow image)
     original: bytes | None = field(default=None, repr=False)   # internal: a DICOM/NIfTI file's own bytes, stored only when asked
+    panel_boxes: tuple = field(default=(), repr=False)   # internal: a compound figure's panels (model/panels.py)
 
     def __post_init__(self) -> None:
         self.image_url, self.source_url = without_credentials(self.image_url), without_credentials(self.source_url)

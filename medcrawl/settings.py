@@ -30,6 +30,7 @@ MEDIA_ALLOW_REDIRECTS = True
 ITEM_PIPELINES = {
     "medcrawl.pipelines.store.ImageStorePipeline": 100,
     "medcrawl.pipelines.classify.ClassifyPipeline": 200,
+    "medcrawl.pipelines.panels.PanelPipeline": 250,
     "medcrawl.pipelines.dataset.DatasetPipeline": 300,
     "medcrawl.pipelines.release.ReleaseBodyPipeline": 1000,
 }
@@ -75,6 +76,10 @@ MEDCRAWL_DATASET_DIR = None               # write DIR/medical, DIR/non-medical, 
 MEDCRAWL_DATASET_MIN_CONFIDENCE = None    # below it: DIR/uncertain/; None: the model's dataset_min_confidence
 MEDCRAWL_DATASET_LAYOUT = "flat"          # flat: DIR/medical/; modality: DIR/medical/<modality>/
 MEDCRAWL_DATASET_MODALITIES = []          # e.g. ct,mri: only images of these modalities enter the dataset
+MEDCRAWL_DATASET_DEDUPE = "near"          # near | exact | off: one image per near-duplicate group (the largest)
+MEDCRAWL_DATASET_SPLITS = []              # e.g. train:0.8,validation:0.1,test:0.1: DIR/<split>/<label>/ by document
+MEDCRAWL_DATASET_LICENSES = []            # e.g. CC-BY-4.0,CC0-1.0: only images under these licences enter the dataset
+MEDCRAWL_SPLIT_PANELS = False             # a compound figure's panels also become rows of their own
 MEDCRAWL_LOGSTATS_INTERVAL = 60.0         # seconds between progress lines (0: off)
 MEDCRAWL_REPORT = None                    # write the HTML report of the crawl's rows to this file at the end
 MEDCRAWL_ALLOWED_NETWORKS = []            # CIDR blocks crawled although private/loopback/link-local

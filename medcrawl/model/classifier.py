@@ -141,10 +141,11 @@ class Classifier:
         return self.modalities[best], confidence
 
     def prepare(self, data: bytes, min_size: int = 0,
-                max_pixels: int | None = images.DEFAULT_MAX_PIXELS, preview: int = 0):
+                max_pixels: int | None = images.DEFAULT_MAX_PIXELS, preview: int = 0,
+                panels: bool = False):
         """Bytes -> (ImageInfo, model input) at this model's size; raises images.ImageError."""
         return images.prepare(data, self.input_size, min_size=min_size, max_pixels=max_pixels,
-                              preview=preview)
+                              preview=preview, panels=panels)
 
     def classify_arrays(self, arrays: list[np.ndarray]) -> list[Prediction]:
         """Verdicts for already prepared inputs."""

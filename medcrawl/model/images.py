@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from medcrawl.model.panels import find_panels
+
 # Pillow's own decompression-bomb limit (about 89 Mpx) is enforced as an error, not a warning.
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
@@ -53,6 +55,7 @@ class ImageInfo:
     mode: str
     frames: int = 1
     preview: Any = field(default=None, compare=False, repr=False)   # prepare(preview=N) only
+    panels: tuple = field(default=(), compare=False, repr=False)    # prepare(panels=True) only: boxes
 
     @property
     def extension(self) -> str:
@@ -274,11 +277,12 @@ def resize_square(img: Image.Image, size: int) -> np.ndarray:
 
 
 def prepare(data: bytes, size: int, min_size: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-            preview: int = 0) -> tuple[ImageInfo, np.ndarray]:
+            preview: int = 0, panels: bool = False) -> tuple[ImageInfo, np.ndarray]:
     """Bytes -> (ImageInfo, uint8 model input); raises ImageError, with ``too_small`` as skipped.
 
     Decoded once, at reduced size where the format allows; ``preview`` > 0 also keeps an RGB
-    copy at most that big as ``ImageInfo.preview`` (the web page's thumbnail, no second decode).
+    copy at most that big as ``ImageInfo.preview`` (the web page's thumbnail, no second decode);
+    ``panels`` finds a compound figure's panels on the same copy (``ImageInfo.panels``).
     """
     side = max(size, preview)
     img, info = open_image(data, max_pixels=max_pixels, draft_size=side, reduce_to=side)
@@ -290,6 +294,8 @@ def prepare(data: bytes, size: int, min_size: int = 0, max_pixels: int | None = 
         thumb = rgb.copy()
         thumb.thumbnail((preview, preview))
         info = replace(info, preview=thumb)
+    if panels:
+        info = replace(info, panels=find_panels(rgb, (info.width, info.height)))
     return info, resize_square(rgb, size)
 
 

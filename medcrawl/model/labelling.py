@@ -1,14 +1,17 @@
-"""Label ImageItems in batches: decode, validate, classify. Shared by the crawl and the CLI."""
+"""Label ImageItems in batches: decode, validate, classify, find panels; cut a compound figure's
+panels into rows of their own. Shared by the crawl and the CLI."""
 
 from __future__ import annotations
 
 import functools
+import io
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from medcrawl.model.classifier import MEDICAL, Classifier, Prediction
-from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, release_memory
+from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, open_image, release_memory, to_rgb
+from medcrawl.model.panels import find_panels, is_compound
 from medcrawl.items import ImageItem
 
 # Threads that decode a batch's images side by side (Pillow releases the GIL while decoding).
@@ -19,7 +22,7 @@ _pool_lock = threading.Lock()
 
 def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 64,
                 max_pixels: int | None = DEFAULT_MAX_PIXELS, preview: int = 0) -> list[ImageItem]:
-    """Fill size, format, sha256 and verdict of every item that has a body, in place.
+    """Fill size, format, sha256, compound and verdict of every item that has a body, in place.
 
     Items already marked error/skipped are left as they are; every other item ends with
     status ``ok``, ``skipped`` or ``error`` and a specific reason. ``preview`` > 0 keeps a
@@ -46,6 +49,7 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
         item.width, item.height = info.width, info.height
         item.format = item.format or info.format  # a rendered DICOM/NIfTI frame keeps its file's format
         item.preview = info.preview
+        item.compound, item.panel_boxes = is_compound(info.panels), info.panels
         ready.append(item)
         arrays.append(array)
     for item, verdict in zip(ready, classifier.classify_arrays(arrays)):
@@ -78,7 +82,8 @@ def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels:
     """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
     item.content_sha256()
     try:
-        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels, preview=preview)
+        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels, preview=preview,
+                                  panels=True)
     except ImageError as exc:
         return exc
 
@@ -92,3 +97,30 @@ def _decode_map(fn, items: list[ImageItem]):
         if _pool is None:
             _pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="medcrawl-decode")
     return _pool.map(fn, items)
+
+
+def panel_rows(item: ImageItem, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[ImageItem]:
+    """A compound figure's panels as rows of their own (``panel`` 1..N, ``<image_url>#panel=N``),
+    each with the panel's pixels cut from the full-size image (JPEG stays JPEG, others PNG) and
+    the figure's place and text; [] for a row that is not a compound figure with its bytes."""
+    if not item.compound or item.panel is not None or item.body is None:
+        return []
+    try:
+        image, info = open_image(item.body, max_pixels=max_pixels)
+    except ImageError:
+        return []
+    boxes = item.panel_boxes or find_panels(to_rgb(image))
+    fmt = "JPEG" if info.format == "JPEG" else "PNG"
+    rows = []
+    for number, box in enumerate(boxes, 1):
+        out = io.BytesIO()
+        to_rgb(image.crop(box)).save(out, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        rows.append(ImageItem(**{name: getattr(item, name) for name in PANEL_INHERITS},
+                              image_url=f"{item.image_url}#panel={number}", panel=number,
+                              body=out.getvalue()))
+    return rows
+
+
+# What a panel row takes from its figure's row: where it was found and the figure's text.
+PANEL_INHERITS = ("source_url", "source_type", "pdf_page", "frame", "alt", "title", "caption",
+                  "page_title", "license", "license_url")
