@@ -1,7 +1,7 @@
 """A dataset folder's corrections: DIR/corrections.csv, applied to its files and manifest at once.
 
 Shared by the dataset pipeline (a re-crawl never puts a corrected image back), the Review tab and
-training. Every change to ``corrections.csv`` or ``manifest.csv`` is made holding an exclusive
+training. A correction also rewrites the imagefolder metadata (medcrawl/publish.py). Every change to ``corrections.csv`` or ``manifest.csv`` is made holding an exclusive
 ``flock`` on the folder itself, so two reviewers, and a crawl appending to the manifest meanwhile,
 lose nothing.
 """
@@ -21,10 +21,11 @@ from pathlib import Path
 from medcrawl.files import TMP_PREFIX, repair_partial_line
 from medcrawl.items import ROW_FIELDS
 from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY
+from medcrawl.publish import in_split, write_metadata
 
 UNUSABLE, UNCERTAIN = "unusable", "uncertain"
 LABELS = (MEDICAL, NON_MEDICAL, UNUSABLE)        # what a reviewer may decide
-MANIFEST_FIELDS = ("file", *ROW_FIELDS)
+MANIFEST_FIELDS = ("file", "split", *ROW_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,17 @@ class Correction:
 CORRECTION_FIELDS = tuple(f.name for f in fields(Correction))
 
 
-def folder_for(label: str, modality: str = "", by_modality: bool = False) -> str:
+def folder_for(label: str, modality: str = "", by_modality: bool = False, split: str = "") -> str:
     """The dataset folder of a label: ``medical``, ``non-medical``, ``unusable`` or ``uncertain``;
-    ``medical/<modality>`` in a dataset sorted by modality."""
-    return f"{label}/{modality or OTHER_MODALITY}" if by_modality and label == MEDICAL else label
+    ``medical/<modality>`` in a dataset sorted by modality; ``<split>/`` first for the two labels
+    a split holds (uncertain and unusable images are in no split)."""
+    folder = f"{label}/{modality or OTHER_MODALITY}" if by_modality and label == MEDICAL else label
+    return f"{split}/{folder}" if split and label in (MEDICAL, NON_MEDICAL) else folder
 
 
 def sorted_by_modality(rows: list[dict]) -> bool:
     """Whether a manifest's files lie in ``medical/<modality>/`` folders."""
-    return any(r["file"].startswith(f"{MEDICAL}/") and r["file"].count("/") == 2 for r in rows)
+    return any(in_split(r).startswith(f"{MEDICAL}/") and in_split(r).count("/") == 2 for r in rows)
 
 
 class DatasetDir:
@@ -103,7 +106,8 @@ class DatasetDir:
         new_modality = new_modality if new_label == MEDICAL else ""
         with self.locked():
             rows = self._read_manifest()
-            mine = [r for r in rows if r["sha256"] == sha256]
+            files = {r["file"] for r in rows if sha256 in (r["sha256"], r.get("duplicate_of"))}
+            mine = [r for r in rows if r["file"] in files]
             if mine:
                 old_label, old_modality = mine[0]["label"], mine[0]["modality"]
             when = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -114,18 +118,35 @@ class DatasetDir:
         return correction
 
     def _apply(self, correction: Correction, rows: list[dict], mine: list[dict]) -> None:
-        """Move the image to its new folder and point its manifest rows there."""
-        source = self.root / mine[0]["file"]
+        """Move the image (each copy: one per split with dedupe off) to its new folder and point
+        its manifest rows (and its near-duplicates' rows) there."""
         by_modality = sorted_by_modality(rows) if self.by_modality is None else self.by_modality
-        rel = f"{folder_for(correction.new_label, correction.new_modality, by_modality)}/{Path(source).name}"
-        target = self.root / rel
+        moved: dict[str, str] = {}
+        for row in mine:
+            if row["file"] not in moved:
+                folder = folder_for(correction.new_label, correction.new_modality, by_modality, row.get("split", ""))
+                moved[row["file"]] = f"{folder}/{Path(row['file']).name}"
+                self._move(self.root / row["file"], self.root / moved[row["file"]])
+            row.update(file=moved[row["file"]], label=correction.new_label, modality=correction.new_modality)
+        self._rewrite_manifest(rows)
+        write_metadata(self.root, rows)          # imagefolder's labels and paths follow
+
+    @staticmethod
+    def _move(source: Path, target: Path) -> None:
         if source != target:
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.exists():
                 os.replace(source, target)
-        for row in mine:
-            row.update(file=rel, label=correction.new_label, modality=correction.new_modality)
-        self._rewrite_manifest(rows)
+
+    def repoint(self, old_file: str, new_file: str, kept_sha256: str) -> None:
+        """A larger near-duplicate replaced ``old_file``: its rows now name ``new_file`` and the
+        kept content (``duplicate_of`` empty on the kept content's own rows)."""
+        with self.locked():
+            rows = self._read_manifest()
+            for row in rows:
+                if row["file"] == old_file:
+                    row.update(file=new_file, duplicate_of="" if row["sha256"] == kept_sha256 else kept_sha256)
+            self._rewrite_manifest(rows)
 
     # ---- manifest -------------------------------------------------------------------------
 
@@ -135,6 +156,22 @@ class DatasetDir:
             self._append(self.manifest, MANIFEST_FIELDS,
                          [[("" if r.get(k) is None else r[k]) for k in MANIFEST_FIELDS] for r in rows],
                          sync=False)
+
+    def rows(self) -> list[dict]:
+        """The manifest's rows (a torn last line is ignored)."""
+        with self.locked():
+            return self._read_manifest()
+
+    def upgrade_manifest(self) -> None:
+        """Rewrite a manifest written by an older version (other columns) with today's columns."""
+        with self.locked():
+            if not self.manifest.exists() or not self.manifest.stat().st_size:
+                return
+            repair_partial_line(self.manifest)
+            with open(self.manifest, newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+            if tuple(header) != MANIFEST_FIELDS:
+                self._rewrite_manifest(self._read_manifest())
 
     def _read_manifest(self) -> list[dict]:
         if not self.manifest.exists():

@@ -23,6 +23,7 @@ MAX_HASH_BITS = 6
 MAX_PIXEL_DIFFERENCE = 8.0     # mean absolute difference of the 16x16 greyscale thumbnails (0-255)
 MAX_ASPECT_RATIO = 1.05
 THUMB = 16
+PREVIEW_SIDE = 128             # the crawl fingerprints copies at most this big (labelling's preview)
 BANDS = 4
 
 Key = TypeVar("Key", bound=Hashable)
@@ -43,6 +44,17 @@ class Fingerprint:
         value = int("".join("1" if b else "0" for b in bits), 2)
         thumb = np.asarray(grey.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.float32)
         return cls(value, image.width / max(image.height, 1), thumb)
+
+    def to_text(self) -> str:
+        """``<phash hex>:<aspect>:<thumbnail as 256 grey bytes in hex>``, for a file (``from_text``)."""
+        thumb = np.clip(np.rint(self.thumb), 0, 255).astype(np.uint8).tobytes().hex()
+        return f"{self.phash:016x}:{self.aspect:.6f}:{thumb}"
+
+    @classmethod
+    def from_text(cls, text: str) -> "Fingerprint":
+        phash, aspect, thumb = text.split(":")
+        grey = np.frombuffer(bytes.fromhex(thumb), dtype=np.uint8).astype(np.float32).reshape(THUMB, THUMB)
+        return cls(int(phash, 16), float(aspect), grey)
 
     def bands(self) -> list[tuple[int, int]]:
         width = 64 // BANDS

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "medcrawl"
 # A new Scrapy-free module that several layers use goes into SHARED, here and in ARCHITECTURE.md.
 SCHEMA = ("medcrawl", "medcrawl.items")
 SHARED = ("medcrawl.config", "medcrawl.files", "medcrawl.corrections", "medcrawl.settings",
-          "medcrawl.addresses")
+          "medcrawl.addresses", "medcrawl.nearduplicates", "medcrawl.splits", "medcrawl.dedupe",
+          "medcrawl.publish")
 FRAMEWORKS = ("scrapy", "twisted", "scrapy_redis", "scrapy_playwright")
 OUTSIDE = ("training", "tests", "bench", "conftest")
 

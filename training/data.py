@@ -1,4 +1,5 @@
-"""Find labelled images in folder trees: ``medical/<source>/**`` and ``non-medical/<source>/**``."""
+"""Find labelled images in folder trees: ``medical/<source>/**`` and ``non-medical/<source>/**``,
+also below split folders (``<split>/medical/...``, a crawl's dataset with MEDCRAWL_DATASET_SPLITS)."""
 
 from __future__ import annotations
 
@@ -17,22 +18,29 @@ def scan(roots: list[str | Path]) -> pd.DataFrame:
 
     A reviewed dataset's ``corrections.csv`` has the last word on an image's label (by sha256, the
     file's name): an image a reviewer found unusable is left out; ``uncertain/`` is never read.
+    Every split of a split dataset is read.
     """
     rows = []
     for root in map(Path, roots):
         found, reviewed = 0, DatasetDir(root).corrections()
         for name in LABELS:
-            base = root / name
-            for path in sorted(base.rglob("*")) if base.is_dir() else []:
-                label = reviewed[path.stem].new_label if path.stem in reviewed else name
-                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and label in LABELS:
-                    rel = path.relative_to(base).parts
-                    source = rel[0] if len(rel) > 1 else root.name
-                    rows.append((str(path), LABELS.index(label), label, source, str(root)))
-                    found += 1
+            for base in label_folders(root, name):
+                for path in sorted(base.rglob("*")):
+                    label = reviewed[path.stem].new_label if path.stem in reviewed else name
+                    if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and label in LABELS:
+                        rel = path.relative_to(base).parts
+                        source = rel[0] if len(rel) > 1 else root.name
+                        rows.append((str(path), LABELS.index(label), label, source, str(root)))
+                        found += 1
         if not found:
             raise SystemExit(f"no images under {root}/medical or {root}/non-medical")
     return pd.DataFrame(rows, columns=["path", "label", "label_name", "source", "root"])
+
+
+def label_folders(root: Path, label: str) -> list[Path]:
+    """``root/<label>`` and ``root/<split>/<label>`` that exist."""
+    candidates = [root / label, *(d / label for d in sorted(root.iterdir()) if d.is_dir() and d.name not in LABELS)] if root.is_dir() else []
+    return [c for c in candidates if c.is_dir()]
 
 
 def balanced_weights(frame: pd.DataFrame) -> pd.Series:

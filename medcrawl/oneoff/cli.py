@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --export-medical: only images of these modalities, e.g. ct,mri")
     g.add_argument("--max-images", type=positive_int, metavar="N",
                    help="stop after N images in all (default: no limit)")
+    g.add_argument("--split-panels", action="store_true",
+                   help="also a row for each panel of a compound figure (panel 1..N, the image URL "
+                   "with #panel=N), as MEDCRAWL_SPLIT_PANELS does in a crawl")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_classify)
 
@@ -242,7 +245,7 @@ def cmd_classify(args) -> int:
             writer = open_writer(fmt, out)
             bar = stack.enter_context(_progress(args, sources))
             for batch in labelled_batches(classifier, reader.items(sources), args.batch_size,
-                                          args.min_size):
+                                          args.min_size, split_panels=args.split_panels):
                 for item in batch:
                     if export:
                         export.add(item)

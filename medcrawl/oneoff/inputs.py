@@ -21,7 +21,7 @@ from medcrawl.extract.html import extract_page
 from medcrawl.oneoff.fetch import Fetcher, FetchError
 from medcrawl.model.images import IMAGE_SUFFIXES, content_extension, sniff
 from medcrawl.items import ImageItem
-from medcrawl.model.labelling import label_items
+from medcrawl.model.labelling import label_items, panel_rows
 from medcrawl.extract.pdf import looks_like_pdf, pdf_rows
 from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows
 
@@ -178,8 +178,16 @@ def _os_reason(exc: Exception) -> str:
 
 
 def labelled_batches(classifier: Classifier, items: Iterable[ImageItem], batch_size: int = 32,
-                     min_size: int = 64, preview: int = 0) -> Iterator[list[ImageItem]]:
-    """Label items a batch at a time: one model call per batch, never one per image."""
+                     min_size: int = 64, preview: int = 0,
+                     split_panels: bool = False) -> Iterator[list[ImageItem]]:
+    """Label items a batch at a time: one model call per batch, never one per image; with
+    ``split_panels`` each compound figure's panel rows follow its row, labelled too."""
     it = iter(items)
     while chunk := list(itertools.islice(it, max(1, batch_size))):
-        yield label_items(classifier, chunk, min_size=min_size, preview=preview)
+        batch = label_items(classifier, chunk, min_size=min_size, preview=preview)
+        if split_panels:
+            panels = {id(item): panel_rows(item) for item in batch}
+            label_items(classifier, [row for rows in panels.values() for row in rows],
+                        min_size=min_size, preview=preview)
+            batch = [row for item in batch for row in (item, *panels[id(item)])]
+        yield batch

@@ -20,6 +20,7 @@ from medcrawl.model.classifier import Classifier, ModelError, load_shared
 from medcrawl.config import Config, IndexConfig
 from medcrawl.items import ImageItem
 from medcrawl.model.labelling import label_items
+from medcrawl.nearduplicates import PREVIEW_SIDE
 from medcrawl.executor import OneThreadExecutor
 from medcrawl.pipelines.store import store_uri
 from medcrawl.scaleout.contentindex import ContentIndex, NullContentIndex, cacheable, shared_index
@@ -84,8 +85,9 @@ class ClassifyPipeline:
         self.index = NullContentIndex() if index is None else index
         self._indexed: set[str] = set()
         self.executor = OneThreadExecutor("medcrawl-classify")
+        near = bool(config.dataset_dir) and config.dataset_dedupe == "near"
         label = functools.partial(label_items, classifier, min_size=config.min_size,
-                                  max_pixels=config.max_pixels)
+                                  max_pixels=config.max_pixels, preview=PREVIEW_SIDE if near else 0)
         self.batcher = Batcher(label, config.batch_size, config.batch_max_wait, self.executor)
         self._verdicts: dict[str, dict] = {}           # sha256 -> ImageItem.verdict()
         self._waiting: dict[str, list[Deferred]] = {}  # sha256 -> rows awaiting its verdict

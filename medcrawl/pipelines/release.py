@@ -1,4 +1,4 @@
-"""Drop each row's image bytes after the other pipelines: the last item pipeline."""
+"""Drop each row's image bytes (and small copy) after the other pipelines: the last item pipeline."""
 
 from __future__ import annotations
 
@@ -10,5 +10,5 @@ class ReleaseBodyPipeline:
 
     def process_item(self, item: ImageItem) -> ImageItem:
         if isinstance(item, ImageItem):
-            item.body = item.original = None
+            item.body = item.original = item.preview = None
         return item
