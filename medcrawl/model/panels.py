@@ -6,8 +6,8 @@ figure's border colour, white and black, and the one giving most panels wins. ``
 along its gutters, alternately across and down (an XY cut), down to regions no gutter crosses; a
 region is a panel when it is big enough to be a picture of its own (``MIN_PANEL_SIDE`` of the
 figure's side each way) and picture-like (content along two of its edges: a photo, a framed
-plot), not a label, a glyph or a silhouette. A figure with two panels or more is
-compound. Works on the decoded RGB copy labelling already has; boxes come back in the original
+plot), not a label, a glyph or a silhouette. A figure with two panels or more, together covering
+``MIN_COVER`` of it, is compound. Works on the decoded RGB copy labelling already has; boxes come back in the original
 image's pixels.
 """
 
@@ -21,6 +21,7 @@ GUTTER_SHARE = 0.97       # share of a line's pixels that must match for the lin
 MIN_GUTTER = 0.001        # a gutter is at least this share of the figure's side (and >= 1 px)
 MIN_PANEL_SIDE = 0.15     # a panel is at least this share of the figure's width and height
 EDGE_SHARE = 0.6          # a picture-like panel's content covers this share of two of its edges
+MIN_COVER = 0.4           # the panels cover at least this share of the figure (not stray pieces of one)
 MIN_FIGURE_SIDE = 64      # smaller figures are never compound
 DETECTION_SIDE = 640      # larger figures are reduced (by a whole factor) to at most this
 MAX_DEPTH = 4             # cuts across, then down, ... at most this deep
@@ -41,10 +42,14 @@ def find_panels(image: Image.Image, size: tuple[int, int] | None = None) -> tupl
         return ((0, 0, width, height),)
     gap = max(1, round(MIN_GUTTER * max(image.size)))
     panels = max((_panels(pixels, whole, gap, colour) for colour in _gutter_colours(pixels)), key=len)
-    if len(panels) < 2:
+    if len(panels) < 2 or _area(panels) < MIN_COVER * image.width * image.height:
         return ((0, 0, width, height),)
     sx, sy = width / image.width, height / image.height
     return tuple((round(l * sx), round(t * sy), round(r * sx), round(b * sy)) for l, t, r, b in panels)
+
+
+def _area(boxes: list[Box]) -> int:
+    return sum((right - left) * (bottom - top) for left, top, right, bottom in boxes)
 
 
 def _gutter_colours(pixels: np.ndarray) -> list[np.ndarray]:
