@@ -103,7 +103,7 @@ def crawl(site_server, tmp_path_factory) -> Crawl:
     return run_crawl(site_server, tmp_path_factory.mktemp("crawl"),
                      "-a", f"start_urls={site_server.site.base}/", "-s", "MEDCRAWL_DATASET_DIR=dataset",
                      "-s", f"MEDCRAWL_DATASET_MIN_CONFIDENCE={MIN_CONFIDENCE}",
-                     "-s", "MEDCRAWL_LOGSTATS_INTERVAL=1")
+                     "-s", "MEDCRAWL_DATASET_DEDUPE=exact", "-s", "MEDCRAWL_LOGSTATS_INTERVAL=1")
 
 
 # ---- rows ------------------------------------------------------------------------------------
@@ -277,7 +277,8 @@ def test_progress_and_closing_log_lines(crawl):
 def test_dataset_holds_unique_images_unconfident_ones_in_uncertain(crawl):
     root = crawl.workdir / "dataset"
     chosen = [r for r in crawl.rows if r["status"] == "ok"]
-    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.csv"}
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*")
+             if p.is_file() and p.suffix not in (".csv", ".jsonl", ".md")}
     assert files == {f"{r['label'] if r['confidence'] >= MIN_CONFIDENCE else 'uncertain'}/"
                      f"{r['sha256']}.{Path(r['path']).suffix[1:]}" for r in chosen}
     for name in files:
@@ -285,7 +286,7 @@ def test_dataset_holds_unique_images_unconfident_ones_in_uncertain(crawl):
     with open(root / "manifest.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         manifest = list(reader)
-    assert reader.fieldnames == ["file", *ROW_FIELDS]
+    assert reader.fieldnames == ["file", "split", *ROW_FIELDS]
     assert chosen and len(manifest) == len(chosen)
     assert all(m["file"] in files and m["status"] == "ok" for m in manifest)
 
