@@ -78,6 +78,7 @@ def crawl(work: Path, base: str, feed: str) -> list[dict]:
     proc = scrapy_crawl(work, "-a", f"start_urls={base}/", "-O", feed, "-s", "IMAGES_STORE=images",
                         "-s", "MEDCRAWL_DATASET_DIR=dataset", "-s", f"MEDCRAWL_DATASET_MIN_CONFIDENCE={MIN_CONFIDENCE}",
                         "-s", "MEDCRAWL_REPORT=crawl-report.html", "-s", "RETRY_TIMES=0",
+                        "-s", "MEDCRAWL_DATASET_DEDUPE=exact",      # every picture here is its own image
                         "-s", "AUTOTHROTTLE_START_DELAY=0.1", "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.3",
                         "-s", f"LOG_FILE={work}/{feed}.log")
     log = (work / f"{feed}.log").read_text()
