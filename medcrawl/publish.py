@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from medcrawl.dedupe import GROUPS_FILE
 from medcrawl.files import TMP_PREFIX
 from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
 
 METADATA = "metadata.jsonl"
+# The files a dataset folder keeps about its images (any other file is an image).
+FOLDER_FILES = frozenset({"manifest.csv", "corrections.csv", GROUPS_FILE, "README.md", METADATA})
 TEXT_COLUMNS = ("label", "modality", "caption", "alt", "title", "page_title", "license", "license_url",
                 "source_url", "image_url", "sha256")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from medcrawl.model.classifier import OTHER_MODALITY, Classifier
+from medcrawl.publish import FOLDER_FILES
 from test_crawl import Crawl, run_crawl, scrapy_crawl, site_server  # noqa: F401 - the module's site
 
 MIN_CONFIDENCE = 0.0           # every labelled image in the dataset: low-threshold medical rows too
@@ -40,7 +41,8 @@ def sorted_crawl(site_server, model, tmp_path_factory) -> Crawl:  # noqa: F811
 
 def dataset_files(crawl: Crawl) -> set[str]:
     root = crawl.workdir / "dataset"
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.csv"}
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and p.name not in FOLDER_FILES}
 
 
 def manifest(crawl: Crawl) -> tuple[list[str], list[dict]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from medcrawl.publish import FOLDER_FILES
 from scale_helpers import (build_grid_site, duplicates, kill_hard, read_jsonl, row_keys, run_crawl,
                            start_crawl, stats_from_log, store_files, wait_for)
 
@@ -117,12 +118,12 @@ def test_store_and_dataset_are_consistent_after_resume(grid, reference, tmp_path
 
     with open(work / "dataset" / "manifest.csv", newline="", encoding="utf-8") as fh:
         text = fh.read()
-    assert text.endswith("\n") and text.count("file,image_url,") == 1
+    assert text.endswith("\n") and text.count("file,split,image_url,") == 1
     manifest = list(csv.DictReader(text.splitlines()))
     keys = [(m["file"], m["image_url"], m["source_url"]) for m in manifest]
     assert not duplicates(keys)
     assert {(m["image_url"], m["source_url"]) for m in manifest} == {
         (r["image_url"], r["source_url"]) for r in rows if r["status"] == "ok"}
-    files = store_files(work / "dataset") - {"manifest.csv"}
+    files = {f for f in store_files(work / "dataset") if Path(f).name not in FOLDER_FILES}
     assert files == {m["file"] for m in manifest}
     assert not [p for p in os.listdir(work / "dataset" / "medical") if p.startswith(".")]

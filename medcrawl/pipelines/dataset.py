@@ -152,14 +152,13 @@ class DatasetPipeline:
 
     @functools.cached_property
     def _files(self) -> dict[str, str]:
-        """Each group's kept file, as the manifest has it (rows of the kept content itself)."""
-        files = {}
-        if self.groups is not None:
-            for row in self.dataset.rows():
-                group = self.groups.group_of(row["sha256"])
-                if group is not None and row["sha256"] == group.kept and row["file"]:
-                    files[group.id] = row["file"]
-        return files
+        """Each group's file, as the manifest has it."""
+        files: dict[str, str] = {}
+        for row in self.dataset.rows() if self.groups is not None else ():
+            group = self.groups.group_of(row["sha256"])
+            if group is not None and row["file"] and (group.id not in files or row["sha256"] == group.kept):
+                files[group.id] = row["file"]       # the kept content's file; else (a crawl killed
+        return files                                # before it was written) the file the rows name
 
     def _fingerprint(self, item: ImageItem) -> Fingerprint | None:
         """The item's fingerprint: from labelling's small copy, else its bytes decoded small."""
