@@ -12,6 +12,7 @@ import pytest
 from medcrawl.config import model_location
 from medcrawl.items import ROW_FIELDS
 from medcrawl.model.classifier import dataset_min_confidence
+from medcrawl.publish import FOLDER_FILES
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_each_page_is_crawled_once(demo):
 def test_dataset_holds_confident_images(demo):
     out, _, rows = demo
     dataset = out / "dataset"
-    files = [p for p in dataset.rglob("*") if p.is_file() and p.name != "manifest.csv"]
+    files = [p for p in dataset.rglob("*") if p.is_file() and p.name not in FOLDER_FILES]
     assert (dataset / "manifest.csv").is_file()
     assert files and all(p.parent.name in ("medical", "non-medical", "uncertain") for p in files)
     ok_hashes = {r["sha256"] for r in rows if r["status"] == "ok"}

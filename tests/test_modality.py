@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from medcrawl.items import ROW_FIELDS
 from medcrawl.model.classifier import OTHER_MODALITY, Classifier
 from medcrawl.publish import FOLDER_FILES
 from test_crawl import Crawl, run_crawl, scrapy_crawl, site_server  # noqa: F401 - the module's site
@@ -176,7 +177,8 @@ def test_classify_rows_carry_the_modality(capsys, model, folder):
     assert (mri["label"], mri["modality"]) == ("medical", expected.modality)
     assert mri["modality_confidence"] == pytest.approx(expected.modality_confidence, abs=1e-6)
     for row in rows:
-        assert list(row)[13:16] == ["modality", "modality_confidence", "model_modality"]
+        at = ROW_FIELDS.index("modality")
+        assert list(row)[at:at + 3] == ["modality", "modality_confidence", "model_modality"] and at > 12
         if row["label"] != "medical":
             assert (row["modality"], row["modality_confidence"]) == ("", None)
 

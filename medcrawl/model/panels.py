@@ -36,79 +36,78 @@ def find_panels(image: Image.Image, size: tuple[int, int] | None = None) -> tupl
     factor = -(-max(image.size) // DETECTION_SIDE)
     if factor > 1:
         image = image.reduce(factor)
-    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    whole: Box = (0, 0, image.width, image.height)
     if min(image.size) < MIN_FIGURE_SIDE:
         return ((0, 0, width, height),)
+    pixels = np.asarray(image.convert("RGB"))
     gap = max(1, round(MIN_GUTTER * max(image.size)))
-    panels = max((_panels(pixels, whole, gap, colour) for colour in _gutter_colours(pixels)), key=len)
+    panels = max((_panels(mask, gap) for mask in _gutter_masks(pixels)), key=len)
     if len(panels) < 2 or _area(panels) < MIN_COVER * image.width * image.height:
         return ((0, 0, width, height),)
     sx, sy = width / image.width, height / image.height
     return tuple((round(l * sx), round(t * sy), round(r * sx), round(b * sy)) for l, t, r, b in panels)
 
 
-def _area(boxes: list[Box]) -> int:
-    return sum((right - left) * (bottom - top) for left, top, right, bottom in boxes)
-
-
-def _gutter_colours(pixels: np.ndarray) -> list[np.ndarray]:
-    """The colours gutters may have: the figure's border colour, white and black."""
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    return [np.median(border, axis=0), np.array([255, 255, 255]), np.array([0, 0, 0])]
-
-
-def _panels(pixels: np.ndarray, whole: Box, gap: int, colour: np.ndarray) -> list[Box]:
-    """The panels that gutters of one colour separate."""
-    size = (whole[2], whole[3])
-    return [box for box in _cut(pixels, whole, gap, colour, across=True, depth=0)
-            if _big_enough(box, size) and _picture_like(pixels, box, colour)]
-
-
 def is_compound(panels: tuple[Box, ...]) -> bool:
     return len(panels) > 1
 
 
-def crop_panels(image: Image.Image, panels: tuple[Box, ...]) -> list[Image.Image]:
-    """Each panel of a compound figure as an image of its own (``image`` at the boxes' scale)."""
-    return [image.crop(box) for box in panels]
+def _area(boxes: list[Box]) -> int:
+    return sum((right - left) * (bottom - top) for left, top, right, bottom in boxes)
 
 
-def _big_enough(box: Box, size: tuple[int, int]) -> bool:
+def _gutter_masks(pixels: np.ndarray) -> list[np.ndarray]:
+    """For each colour gutters may have (white, black, and the figure's border colour when it is
+    neither), H x W: whether each pixel is of that colour (within TOLERANCE on every channel)."""
+    low, high = pixels.min(axis=2), pixels.max(axis=2)
+    masks = [low >= 255 - TOLERANCE, high <= TOLERANCE]
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int16)
+    colour = np.median(border, axis=0)
+    if TOLERANCE < colour.min() and colour.max() < 255 - TOLERANCE:
+        masks.append((np.abs(pixels.astype(np.int16) - colour) <= TOLERANCE).all(axis=2))
+    return masks
+
+
+def _panels(gutter: np.ndarray, gap: int) -> list[Box]:
+    """The panels that gutters of one colour (``gutter``: the pixels of that colour) separate."""
+    height, width = gutter.shape
+    smallest = (MIN_PANEL_SIDE * width, MIN_PANEL_SIDE * height)
+    return [box for box in _cut(gutter, (0, 0, width, height), gap, smallest, across=True, depth=0)
+            if _picture_like(gutter, box)]
+
+
+def _big_enough(box: Box, smallest: tuple[float, float]) -> bool:
     left, top, right, bottom = box
-    return (right - left) >= MIN_PANEL_SIDE * size[0] and (bottom - top) >= MIN_PANEL_SIDE * size[1]
+    return right - left >= smallest[0] and bottom - top >= smallest[1]
 
 
-def _picture_like(pixels: np.ndarray, box: Box, colour: np.ndarray) -> bool:
+def _picture_like(gutter: np.ndarray, box: Box) -> bool:
     """A rectangle of picture (a photo, a framed plot), not a glyph or a silhouette: content runs
     along at least two of its edges (an edge on the figure's border counts)."""
     left, top, right, bottom = box
-    height, width = pixels.shape[:2]
-    edges = ((pixels[top, left:right], top == 0), (pixels[bottom - 1, left:right], bottom == height),
-             (pixels[top:bottom, left], left == 0), (pixels[top:bottom, right - 1], right == width))
-    full = sum(on_border or (np.abs(edge - colour) > TOLERANCE).any(axis=1).mean() >= EDGE_SHARE
-               for edge, on_border in edges)
-    return full >= 2
+    height, width = gutter.shape
+    edges = ((gutter[top, left:right], top == 0), (gutter[bottom - 1, left:right], bottom == height),
+             (gutter[top:bottom, left], left == 0), (gutter[top:bottom, right - 1], right == width))
+    return sum(on_border or 1 - edge.mean() >= EDGE_SHARE for edge, on_border in edges) >= 2
 
 
-def _cut(pixels: np.ndarray, box: Box, gap: int, colour: np.ndarray, across: bool, depth: int,
+def _cut(gutter: np.ndarray, box: Box, gap: int, smallest: tuple[float, float], across: bool, depth: int,
          turned: bool = False) -> list[Box]:
-    """The leaf regions of ``box``: cut along its gutters (rows when ``across``), then the other way."""
-    parts = _split(pixels, box, gap, colour, across)
-    if not parts:
-        return []
+    """The leaf regions of ``box`` at least ``smallest`` big: cut along its gutters (rows when
+    ``across``), then the other way (pieces too small to be a panel are dropped on the way)."""
+    parts = [part for part in _split(gutter, box, gap, across) if _big_enough(part, smallest)]
     if len(parts) > 1 and depth < MAX_DEPTH:
-        return [leaf for part in parts for leaf in _cut(pixels, part, gap, colour, not across, depth + 1)]
-    if turned or depth >= MAX_DEPTH:
+        return [leaf for part in parts for leaf in _cut(gutter, part, gap, smallest, not across, depth + 1)]
+    if turned or depth >= MAX_DEPTH or not parts:
         return parts
-    return _cut(pixels, parts[0], gap, colour, not across, depth, turned=True)
+    return _cut(gutter, parts[0], gap, smallest, not across, depth, turned=True)
 
 
-def _split(pixels: np.ndarray, box: Box, gap: int, colour: np.ndarray, across: bool) -> list[Box]:
-    """``box`` cut at every gutter at least ``gap`` wide (rows when ``across``, else columns)."""
+def _split(gutter: np.ndarray, box: Box, gap: int, across: bool) -> list[Box]:
+    """``box`` cut at every gutter at least ``gap`` wide (rows when ``across``, else columns), its
+    margins trimmed; [] when it is all gutter."""
     left, top, right, bottom = box
-    region = pixels[top:bottom, left:right]
-    content = np.flatnonzero(~_gutter_lines(region if across else region.transpose(1, 0, 2), colour))
+    share = gutter[top:bottom, left:right].mean(axis=1 if across else 0)
+    content = np.flatnonzero(share < GUTTER_SHARE)
     if not len(content):
         return []
     breaks = np.flatnonzero(np.diff(content) > gap)
@@ -117,9 +116,3 @@ def _split(pixels: np.ndarray, box: Box, gap: int, colour: np.ndarray, across: b
     if across:
         return [(left, top + int(a), right, top + int(b)) for a, b in zip(starts, ends)]
     return [(left + int(a), top, left + int(b), bottom) for a, b in zip(starts, ends)]
-
-
-def _gutter_lines(region: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """For each row of ``region`` (H x W x 3): whether it is all of the gutter colour."""
-    close = (np.abs(region - colour) <= TOLERANCE).all(axis=2)
-    return close.mean(axis=1) >= GUTTER_SHARE
