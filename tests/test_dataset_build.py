@@ -216,3 +216,14 @@ def test_an_older_manifest_gains_the_new_columns(tmp_path, classifier):
         rows = list(reader)
     assert tuple(reader.fieldnames) == MANIFEST_FIELDS
     assert rows[0]["image_url"] == "http://a/x.png" and rows[1]["image_url"] == "http://j.test/a/a.jpg"
+
+
+def test_without_splits_the_folder_loads_as_one_split(tmp_path, classifier):
+    folder = Folder(tmp_path / "flat", classifier, dataset_min_confidence=0.0)
+    folder.add(photo_jpeg(), "http://j.test/a", "a.jpg", caption="A portrait")
+    folder.add(mri_png(), "http://j.test/b", "b.png")
+    folder.close()
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(folder.root))
+    assert list(loaded) == ["train"] and len(loaded["train"]) == 2
+    assert sorted(loaded["train"]["caption"]) == ["", "A portrait"]
+    assert "configs" not in DatasetCard.load(folder.root / "README.md").data.to_dict()
