@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,7 +43,6 @@ class BuildInfo:
     licenses: tuple[str, ...] = ()
     modalities: tuple[str, ...] = ()
     split_panels: bool = False
-    settings: dict = field(default_factory=dict)
 
 
 def in_split(row: dict) -> str:

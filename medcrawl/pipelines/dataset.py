@@ -124,7 +124,7 @@ class DatasetPipeline:
             fingerprint = self._fingerprint(item) if self.dedupe == "near" else None
             group = self.groups.add(item.sha256, (item.width or 0, item.height or 0),
                                     split_for(item.source_url, self.splits), fingerprint)
-            if group.kept != item.sha256 or group.id != item.sha256:
+            if group.id != item.sha256:                  # joined an earlier picture's group
                 self.stats.inc_value("medcrawl/dataset/near_duplicates")
         return group
 
