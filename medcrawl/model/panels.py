@@ -58,12 +58,15 @@ def _area(boxes: list[Box]) -> int:
 def _gutter_masks(pixels: np.ndarray) -> list[np.ndarray]:
     """For each colour gutters may have (white, black, and the figure's border colour when it is
     neither), H x W: whether each pixel is of that colour (within TOLERANCE on every channel)."""
-    low, high = pixels.min(axis=2), pixels.max(axis=2)
+    channels = [pixels[..., c] for c in range(3)]        # per channel: numpy is slow across a short axis
+    low, high = np.minimum(np.minimum(*channels[:2]), channels[2]), np.maximum(np.maximum(*channels[:2]), channels[2])
     masks = [low >= 255 - TOLERANCE, high <= TOLERANCE]
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int16)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     colour = np.median(border, axis=0)
     if TOLERANCE < colour.min() and colour.max() < 255 - TOLERANCE:
-        masks.append((np.abs(pixels.astype(np.int16) - colour) <= TOLERANCE).all(axis=2))
+        near = [(channel >= value - TOLERANCE) & (channel <= value + TOLERANCE)
+                for channel, value in zip(channels, colour.astype(np.uint8))]
+        masks.append(near[0] & near[1] & near[2])
     return masks
 
 
