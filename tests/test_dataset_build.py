@@ -227,3 +227,12 @@ def test_without_splits_the_folder_loads_as_one_split(tmp_path, classifier):
     assert list(loaded) == ["train"] and len(loaded["train"]) == 2
     assert sorted(loaded["train"]["caption"]) == ["", "A portrait"]
     assert "configs" not in DatasetCard.load(folder.root / "README.md").data.to_dict()
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("MEDCRAWL_DATASET_DEDUPE", "fuzzy", "MEDCRAWL_DATASET_DEDUPE must be near, exact or off"),
+    ("MEDCRAWL_DATASET_SPLITS", "train:0.7,test:0.2", "MEDCRAWL_DATASET_SPLITS: the shares add up to 0.9"),
+    ("MEDCRAWL_SPLIT_PANELS", "maybe", "MEDCRAWL_SPLIT_PANELS must be true or false")])
+def test_wrong_dataset_settings_name_themselves(setting, value, message):
+    with pytest.raises(ValueError, match=message):
+        Config.from_crawler(get_crawler(settings_dict={setting: value}))
