@@ -2,8 +2,11 @@
 
 An item pipeline returns one item, so the panels are sent to the item pipelines as new items
 (``Scraper.start_itemproc_async``, the engine's own way in for an item, as for a spider's): each
-is stored, labelled, put in the dataset and exported like any image, while the figure's row goes
-on (``compound`` true). Panels are cut on a thread of their own, from the full-size image.
+is stored, labelled, put in the dataset and exported like any image; the figure's row (``compound``
+true) goes on once its panels' rows are through, so a resumed crawl (JOBDIR), which counts a page
+done when its rows are, never loses the panels of a figure whose row it wrote. Panels are cut on
+a thread of their own, from the full-size image; they do not take a place of their own in the
+store's in-flight limit (their figure holds one), so a figure waiting for them cannot block them.
 Stats: ``medcrawl/panels/figures`` (figures split), ``medcrawl/panels/rows``.
 """
 
@@ -13,7 +16,8 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet.defer import DeferredList
 
 from medcrawl.config import Config
 from medcrawl.executor import OneThreadExecutor
@@ -44,6 +48,6 @@ class PanelPipeline:
             self.crawler.stats.inc_value("medcrawl/panels/figures")
             self.crawler.stats.inc_value("medcrawl/panels/rows", len(rows))
         scraper = self.crawler.engine.scraper
-        for row in rows:       # counted by the scraper at once, so the crawl waits for them
-            deferred_from_coro(scraper.start_itemproc_async(row, response=None))
+        done = [deferred_from_coro(scraper.start_itemproc_async(row, response=None)) for row in rows]
+        await maybe_deferred_to_future(DeferredList(done))
         return item

@@ -162,7 +162,8 @@ class ImageStorePipeline(FilesPipeline):
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, ImageItem) or item.status:
             return item
-        await self.in_flight.enter(item)
+        if item.panel is None:                      # a panel's figure holds the place (pipelines/panels.py)
+            await self.in_flight.enter(item)
         if item.body is not None:
             try:
                 item.sha256, item.path = await self.content.persist(item.body, self.spiderinfo)
