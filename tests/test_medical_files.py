@@ -12,6 +12,7 @@ import pytest
 
 from conftest import ServerState
 from dicom_files import PATIENT, bad_files, good_files, nifti_volume, shipped
+from medcrawl.publish import FOLDER_FILES
 from oneoff_assets import make_pdf, mri_png, photo_jpeg
 from test_crawl import scrapy_crawl
 
@@ -157,7 +158,7 @@ def test_store_and_dataset_hold_rendered_pngs_only(crawled):
     workdir = crawled[0]
     stored = [p for p in (workdir / "images").rglob("*") if p.is_file()]
     assert stored and {p.suffix for p in stored} <= {".png", ".jpg"}
-    dataset = [p for p in (workdir / "dataset").rglob("*") if p.is_file() and p.suffix != ".csv"]
+    dataset = [p for p in (workdir / "dataset").rglob("*") if p.is_file() and p.name not in FOLDER_FILES]
     assert dataset and {p.suffix for p in dataset} <= {".png", ".jpg"}
     assert not any(p.read_bytes()[128:132] == b"DICM" for p in stored + dataset)
 
