@@ -111,7 +111,7 @@ def card_header(images: list[dict], build: BuildInfo) -> str:
 
 
 def card_body(root: Path, images: list[dict], rows: list[dict], build: BuildInfo) -> str:
-    sites = Counter(urlsplit(r["source_url"]).netloc or r["source_url"] for r in rows)
+    sites = Counter(_site(r) for r in rows)
     duplicates = sum(1 for r in rows if r.get("duplicate_of"))
     parts = [
         f"# {root.name}\n",
@@ -129,7 +129,7 @@ def card_body(root: Path, images: list[dict], rows: list[dict], build: BuildInfo
         _table("Label", Counter(r["label"] for r in images)),
         _table("Modality", Counter(r["modality"] for r in images if r["label"] == MEDICAL)),
         _table("Licence", Counter(r.get("license") or "(none declared)" for r in images)),
-        _table("Site", sites),
+        _table("Site", Counter(_site(r) for r in images)),
         "## How it was built\n",
         f"- Model: {build.model}, medical when the probability is at least {build.threshold:g}; an image "
         f"enters a label folder when labelled at least {build.min_confidence:g} confidently (else `uncertain/`, "
@@ -158,6 +158,10 @@ def card_body(root: Path, images: list[dict], rows: list[dict], build: BuildInfo
         "",
     ]
     return "\n".join(parts)
+
+
+def _site(row: dict) -> str:
+    return urlsplit(row["source_url"]).netloc or row["source_url"]
 
 
 def _table(title: str, counts: Counter) -> str:
