@@ -1,7 +1,8 @@
 """A dataset folder's corrections: DIR/corrections.csv, applied to its files and manifest at once.
 
 Shared by the dataset pipeline (a re-crawl never puts a corrected image back), the Review tab and
-training. A correction also rewrites the imagefolder metadata (medcrawl/publish.py). Every change to ``corrections.csv`` or ``manifest.csv`` is made holding an exclusive
+training. A correction also rewrites the imagefolder metadata (medcrawl/publish.py). Every
+change to ``corrections.csv`` or ``manifest.csv`` is made holding an exclusive
 ``flock`` on the folder itself, so two reviewers, and a crawl appending to the manifest meanwhile,
 lose nothing.
 """
@@ -124,7 +125,8 @@ class DatasetDir:
         moved: dict[str, str] = {}
         for row in mine:
             if row["file"] not in moved:
-                folder = folder_for(correction.new_label, correction.new_modality, by_modality, row.get("split", ""))
+                folder = folder_for(correction.new_label, correction.new_modality, by_modality,
+                                    row.get("split", ""))
                 moved[row["file"]] = f"{folder}/{Path(row['file']).name}"
                 self._move(self.root / row["file"], self.root / moved[row["file"]])
             row.update(file=moved[row["file"]], label=correction.new_label, modality=correction.new_modality)

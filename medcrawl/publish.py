@@ -141,7 +141,8 @@ def card_body(root: Path, images: list[dict], rows: list[dict], build: BuildInfo
         "- Splits: " + (", ".join(f"{n} {s:g}" for n, s in build.splits) + " of the source documents "
                         "(a page or a PDF goes to one split by the hash of its URL; a near-duplicate group "
                         "stays in the split of its first document)" if build.splits else "none"),
-        "- Licences admitted: " + (", ".join(build.licenses) if build.licenses else "any (including none declared)"),
+        "- Licences admitted: " + (", ".join(build.licenses) if build.licenses
+                                   else "any (including none declared)"),
         "- Modalities admitted: " + (", ".join(build.modalities) if build.modalities else "all"),
         "- Compound figures: " + ("each panel is an image of its own (`panel` > 0) besides the figure"
                                   if build.split_panels else "kept whole (`compound` says which)"),

@@ -195,10 +195,11 @@ def test_corrections_and_training_work_with_split_folders(published):
     rows = published.manifest()
     kept = next(r for r in rows if r["image_url"].endswith("/photo.jpg"))
     DatasetDir(published.root).correct(kept["sha256"], "medical", "xray")
-    moved = [r for r in published.manifest() if r["sha256"] == kept["sha256"] or r["duplicate_of"] == kept["sha256"]]
+    moved = [r for r in published.manifest() if kept["sha256"] in (r["sha256"], r["duplicate_of"])]
     assert {r["file"] for r in moved} == {f"{kept['split']}/medical/{kept['sha256']}.jpg"}
     assert (published.root / moved[0]["file"]).is_file()
-    lines = [json.loads(line) for line in (published.root / kept["split"] / "metadata.jsonl").read_text().splitlines()]
+    metadata = (published.root / kept["split"] / "metadata.jsonl").read_text()
+    lines = [json.loads(line) for line in metadata.splitlines()]
     assert {"file_name": f"medical/{kept['sha256']}.jpg", "label": "medical"}.items() <= next(
         line for line in lines if line["sha256"] == kept["sha256"]).items()
     frame = scan([published.root])

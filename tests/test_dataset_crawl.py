@@ -43,7 +43,8 @@ def compound(panels: list[Image.Image], gutter: int = 8) -> Image.Image:
     side = 200
     figure = Image.new("RGB", (2 * side + 3 * gutter, 2 * side + 3 * gutter), "white")
     for n, panel in enumerate(panels):
-        figure.paste(panel.resize((side, side)), (gutter + (n % 2) * (side + gutter), gutter + (n // 2) * (side + gutter)))
+        place = (gutter + (n % 2) * (side + gutter), gutter + (n // 2) * (side + gutter))
+        figure.paste(panel.resize((side, side)), place)
     return figure
 
 

@@ -39,8 +39,10 @@ def scan(roots: list[str | Path]) -> pd.DataFrame:
 
 def label_folders(root: Path, label: str) -> list[Path]:
     """``root/<label>`` and ``root/<split>/<label>`` that exist."""
-    candidates = [root / label, *(d / label for d in sorted(root.iterdir()) if d.is_dir() and d.name not in LABELS)] if root.is_dir() else []
-    return [c for c in candidates if c.is_dir()]
+    if not root.is_dir():
+        return []
+    splits = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name not in LABELS]
+    return [folder for folder in (root / label, *(d / label for d in splits)) if folder.is_dir()]
 
 
 def balanced_weights(frame: pd.DataFrame) -> pd.Series:

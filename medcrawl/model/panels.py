@@ -1,14 +1,14 @@
 """Compound (multi-panel) figures: the panels a figure's gutters separate.
 
 A gutter is a run of rows (or columns) of the gutter colour crossing the whole region, such as
-the white or black strips between the panels of a journal figure; the colours tried are the
-figure's border colour, white and black, and the one giving most panels wins. ``find_panels`` cuts the figure
-along its gutters, alternately across and down (an XY cut), down to regions no gutter crosses; a
-region is a panel when it is big enough to be a picture of its own (``MIN_PANEL_SIDE`` of the
-figure's side each way) and picture-like (content along two of its edges: a photo, a framed
-plot), not a label, a glyph or a silhouette. A figure with two panels or more, together covering
-``MIN_COVER`` of it, is compound. Works on the decoded RGB copy labelling already has; boxes come back in the original
-image's pixels.
+the white or black strips between the panels of a journal figure; the colours tried are white,
+black and the figure's border colour, and the one giving most panels wins. ``find_panels`` cuts
+the figure along its gutters, alternately across and down (an XY cut), down to regions no gutter
+crosses; a region is a panel when it is big enough to be a picture of its own (``MIN_PANEL_SIDE``
+of the figure's side each way) and picture-like (content along two of its edges: a photo, a
+framed plot), not a label, a glyph or a silhouette. A figure with two panels or more, together
+covering ``MIN_COVER`` of it, is compound. Works on the decoded RGB copy labelling already has;
+boxes come back in the original image's pixels. Measured by ``training/measure_panels.py``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def _gutter_masks(pixels: np.ndarray) -> list[np.ndarray]:
     """For each colour gutters may have (white, black, and the figure's border colour when it is
     neither), H x W: whether each pixel is of that colour (within TOLERANCE on every channel)."""
     channels = [pixels[..., c] for c in range(3)]        # per channel: numpy is slow across a short axis
-    low, high = np.minimum(np.minimum(*channels[:2]), channels[2]), np.maximum(np.maximum(*channels[:2]), channels[2])
+    low = np.minimum(np.minimum(channels[0], channels[1]), channels[2])
+    high = np.maximum(np.maximum(channels[0], channels[1]), channels[2])
     masks = [low >= 255 - TOLERANCE, high <= TOLERANCE]
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     colour = np.median(border, axis=0)
