@@ -143,6 +143,8 @@ def test_dicom_rows_carry_frame_modality_and_size(crawled, site):
     assert (fundus["source_type"], fundus["pdf_page"], fundus["modality"]) == ("pdf", 1, "fundus")
     axial = [r for k, r in rows.items() if k[0].endswith("#frame=axial")][0]
     assert re.fullmatch(r"axial:\d+", axial["frame"]) and axial["format"] == "nifti"
+    assert (axial["label"], axial["label_source"], axial["confidence"]) == ("medical", "nifti", 1.0)
+    assert (ct["label"], ct["label_source"]) == ("medical", "dicom")
 
 
 def test_pdf_links_followed_with_the_linking_pdf_as_source(crawled, site):
@@ -231,8 +233,10 @@ def test_web_page_upload_of_a_dicom(site, classifier, tmp_path):
     assert_no_patient_data(shown, "the web page's rows and downloads")
 
 
-def test_tag_modality_is_kept_on_medical_rows_only(classifier, tmp_path):
-    """A CT's tag gives its modality; a photograph filed as "CT" is non-medical and has none."""
+def test_dicom_images_with_an_imaging_modality_are_medical_by_format(classifier, tmp_path):
+    """A DICOM image whose Modality tag names an imaging modality is medical whatever the model
+    says (even a photograph filed as "CT"): the row says so in label_source and keeps the model's
+    probability; a DICOM whose tag names no imaging modality is left to the model."""
     import io
 
     import numpy as np
@@ -244,10 +248,14 @@ def test_tag_modality_is_kept_on_medical_rows_only(classifier, tmp_path):
 
     photo = new_dataset("CT")
     photo.set_pixel_data(np.asarray(Image.open(io.BytesIO(photo_jpeg())).convert("RGB")), "RGB", 8)
-    files = {"ct.dcm": ct_with_rescale(), "photo.dcm": photo}
+    untagged = new_dataset("OT")
+    untagged.set_pixel_data(np.asarray(Image.open(io.BytesIO(photo_jpeg())).convert("RGB")), "RGB", 8)
+    files = {"ct.dcm": ct_with_rescale(), "photo.dcm": photo, "other.dcm": untagged}
     rows = [row for name, ds in files.items()
             for row in medical_rows("dicom", write(ds, tmp_path / name).read_bytes(), name)]
-    assert [r.modality for r in rows] == ["ct", "ct"]           # both tags say CT
-    ct, photo_row = label_items(classifier, rows)
-    assert (ct.label, ct.modality, ct.modality_confidence) == ("medical", "ct", 1.0)
-    assert (photo_row.label, photo_row.modality, photo_row.model_modality) == ("non-medical", "", "")
+    assert [r.modality for r in rows] == ["ct", "ct", ""]       # two tags say CT, "OT" names none
+    ct, photo_row, other = label_items(classifier, rows)
+    assert (ct.label, ct.label_source, ct.modality, ct.modality_confidence) == ("medical", "dicom", "ct", 1.0)
+    assert (photo_row.label, photo_row.label_source, photo_row.confidence) == ("medical", "dicom", 1.0)
+    assert photo_row.medical_probability < 0.5                   # the model's view, kept
+    assert (other.label, other.label_source, other.modality) == ("non-medical", "model", "")

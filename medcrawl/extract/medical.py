@@ -74,7 +74,16 @@ def medical_rows(kind: str, data: bytes, url: str, source_url: str = "", source_
     original = data if options.keep_original else None
     return [ImageItem(image_url=f"{url}#frame={frame.label}", frame=frame.label, width=frame.width,
                       height=frame.height, modality=rendered.modality, body=frame.png,
-                      original=original, **base) for frame in rendered.frames]
+                      label_source=label_source(rendered), original=original, **base)
+            for frame in rendered.frames]
+
+
+def label_source(rendered: Rendered) -> str:
+    """'nifti' for a NIfTI volume and 'dicom' for a DICOM image whose Modality tag names an imaging
+    modality: such frames are medical by their format. '' leaves the label to the model."""
+    if rendered.format == "nifti" or (rendered.format == "dicom" and rendered.modality):
+        return rendered.format
+    return ""
 
 
 def original_extension(kind: str, data: bytes) -> str:

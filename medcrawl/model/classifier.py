@@ -122,10 +122,15 @@ class Classifier:
         return Outputs(np.asarray(probability, np.float32).reshape(-1),
                        None if modality is None else np.asarray(modality, np.float32))
 
-    def verdict(self, probability: float, modality_scores: np.ndarray | None = None) -> Prediction:
-        """Label and confidence at the model's threshold; a medical image's modality from its scores."""
-        medical = probability >= self.threshold
-        confidence = probability if medical else 1.0 - probability
+    def verdict(self, probability: float, modality_scores: np.ndarray | None = None,
+                medical_by_format: bool = False) -> Prediction:
+        """Label and confidence at the model's threshold; a medical image's modality from its scores.
+
+        ``medical_by_format``: the file's format already says medical (a DICOM image with an imaging
+        Modality tag, a NIfTI volume): the label is medical with confidence 1, the probability stays.
+        """
+        medical = medical_by_format or probability >= self.threshold
+        confidence = 1.0 if medical_by_format else probability if medical else 1.0 - probability
         modality, modality_confidence = "", None
         if medical and modality_scores is not None:
             modality, modality_confidence = self.modality_of(modality_scores)
@@ -146,13 +151,15 @@ class Classifier:
         return images.prepare(data, self.input_size, min_size=min_size, max_pixels=max_pixels,
                               preview=preview)
 
-    def classify_arrays(self, arrays: list[np.ndarray]) -> list[Prediction]:
-        """Verdicts for already prepared inputs."""
+    def classify_arrays(self, arrays: list[np.ndarray],
+                        medical_by_format: list[bool] | None = None) -> list[Prediction]:
+        """Verdicts for already prepared inputs (``medical_by_format``: see ``verdict``)."""
         if not arrays:
             return []
         out = self.predict_all(np.stack(arrays))
         scores = [None] * len(arrays) if out.modality is None else out.modality
-        return [self.verdict(p, s) for p, s in zip(out.medical_probability, scores)]
+        forced = medical_by_format or [False] * len(arrays)
+        return [self.verdict(p, s, f) for p, s, f in zip(out.medical_probability, scores, forced)]
 
 
 @functools.lru_cache(maxsize=4)
