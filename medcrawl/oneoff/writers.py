@@ -46,9 +46,11 @@ class FeedWriter:
 
 
 class TableWriter:
-    """A plain-text table of the main columns, printed when all rows are in."""
+    """A plain-text table of the main columns, printed when all rows are in; the caption (else the
+    alt text) cut to CAPTION_WIDTH characters here only (CSV and JSON lines keep it whole)."""
 
-    COLUMNS = ("image", "type", "page", "size", "label", "confidence", "modality", "status")
+    COLUMNS = ("image", "type", "page", "size", "label", "confidence", "modality", "status", "caption")
+    CAPTION_WIDTH = 40
 
     def __init__(self, stream: BinaryIO, width: int | None = None):
         self.stream, self.rows = stream, []
@@ -58,8 +60,9 @@ class TableWriter:
         size = f"{item.width}x{item.height}" if item.width else ""
         conf = f"{item.confidence:.3f}" if item.confidence is not None else ""
         status = f"{item.status}: {item.error}" if item.error else item.status
+        caption = _fit(" ".join((item.caption or item.alt).split()), self.CAPTION_WIDTH, False).rstrip()
         self.rows.append(tuple(map(printable, (item.image_url, item.source_type, str(item.pdf_page or ""),
-                                               size, item.label, conf, item.modality, status))))
+                                               size, item.label, conf, item.modality, status, caption))))
 
     def close(self) -> None:
         rows = [self.COLUMNS, *self.rows]
