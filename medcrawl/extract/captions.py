@@ -104,12 +104,23 @@ def _next_to(element: etree._Element) -> str:
     if container:
         return clean_text(container[1].text_content())
     wrapper = _outermost_wrapper(element)
-    for sibling in (wrapper.getnext(), wrapper.getprevious()):
-        while sibling is not None and not isinstance(sibling.tag, str):    # comments
-            sibling = sibling.getnext()
-        if sibling is not None and _captions_alone(sibling):
-            return clean_text(sibling.text_content())
+    after, before = _element_sibling(wrapper, 1), _element_sibling(wrapper, -1)
+    if after is not None and _captions_alone(after):
+        return clean_text(after.text_content())
+    # A caption above the image, unless it sits under another image (it is that one's).
+    above_it = _element_sibling(before, -1) if before is not None else None
+    taken = above_it is not None and next(above_it.iter("img"), None) is not None
+    if before is not None and _captions_alone(before) and not taken:
+        return clean_text(before.text_content())
     return ""
+
+
+def _element_sibling(element: etree._Element, step: int) -> etree._Element | None:
+    """The next (step 1) or previous (step -1) sibling element, skipping comments."""
+    sibling = element.getnext() if step > 0 else element.getprevious()
+    while sibling is not None and not isinstance(sibling.tag, str):
+        sibling = sibling.getnext() if step > 0 else sibling.getprevious()
+    return sibling
 
 
 def _captions_alone(sibling: etree._Element) -> bool:

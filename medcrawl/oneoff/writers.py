@@ -67,8 +67,10 @@ class TableWriter:
     def close(self) -> None:
         rows = [self.COLUMNS, *self.rows]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.COLUMNS))]
-        rest = sum(widths[1:]) + 2 * (len(widths) - 1)
-        widths[0] = max(20, min(widths[0], self.width - rest))
+        over = sum(widths) + 2 * (len(widths) - 1) - self.width
+        for column, floor in ((len(widths) - 1, 12), (0, 20)):     # narrow the caption, then the image
+            cut = max(0, min(over, widths[column] - floor))
+            widths[column], over = widths[column] - cut, over - cut
         lines = ["  ".join(_fit(cell, w, i == 0) for i, (cell, w) in enumerate(zip(row, widths)))
                  .rstrip() for row in rows]
         self.stream.write(("\n".join(lines) + "\n").encode())
