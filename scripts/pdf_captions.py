@@ -65,13 +65,14 @@ def score(tsv: Path) -> None:
     checked = list(csv.DictReader(tsv.open(encoding="utf-8"), delimiter="\t"))
     verdicts = Counter(row["verdict"] for row in checked)
     given = verdicts["right"] + verdicts["wrong"]
-    figures = verdicts["right"] + verdicts["missed"]
+    figures = given + verdicts["missed"]
+    distinct = len({row["caption"] for row in checked if row["verdict"] == "right"})
     print(f"{len(checked)} images in {len({r['file'] for r in checked})} PDFs; unchecked: {verdicts['']}")
-    print(f"captions given: {given}; right: {verdicts['right']}; wrong: {verdicts['wrong']}; "
-          f"precision: {verdicts['right'] / max(1, given):.1%}")
-    print(f"images with a caption on their page: {figures}; given theirs: {verdicts['right']} "
-          f"({verdicts['right'] / max(1, figures):.1%}); images with no caption (logos, icons, ...): "
-          f"{verdicts['none']}")
+    print(f"captions given: {given}; right: {verdicts['right']} ({distinct} distinct texts); "
+          f"wrong: {verdicts['wrong']}; precision: {verdicts['right'] / max(1, given):.1%}")
+    print(f"figure images (right + wrong + missed): {figures}; given their caption: {verdicts['right']} "
+          f"({verdicts['right'] / max(1, figures):.1%}); images without a caption (logos, covers, "
+          f"icons): {verdicts['none']}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 A caption is the text block just under an image's rectangle (or, failing that, just above it) that
 starts like a figure caption: "Figure 3.", "Fig. 3", "FIGURE 3:", "Fig. 2-1" ("Table 1" does not).
-Positions come from PyMuPDF (``page.get_image_rects`` and ``page.get_text("blocks")``). Nothing
+Positions come from PyMuPDF (``page.get_image_info`` and ``page.get_text("blocks")``). Nothing
 here raises for a broken page or metadata: that text is left empty and the images are kept.
 """
 
@@ -46,9 +46,10 @@ def page_captions(doc: pymupdf.Document, pno: int, xrefs: list[int]) -> dict[int
         blocks = [b[:5] for b in page.get_text("blocks") if b[6] == 0 and b[4].strip()]
         if not any(_is_caption(block) for block in blocks):
             return {}
+        placed = _placements(page)
         found = {}
         for xref in xrefs:
-            rects = [r for r in page.get_image_rects(xref) if not r.is_empty]
+            rects = placed.get(xref) or [r for r in page.get_image_rects(xref) if not r.is_empty]
             caption = _nearest(max(rects, key=lambda r: r.width * r.height), blocks,
                                MAX_GAP * page.rect.height) if rects else ""
             if caption:
@@ -56,6 +57,18 @@ def page_captions(doc: pymupdf.Document, pno: int, xrefs: list[int]) -> dict[int
         return found
     except Exception:  # noqa: BLE001 - a page MuPDF cannot lay out gives no captions, not an error
         return {}
+
+
+def _placements(page: pymupdf.Page) -> dict[int, list[pymupdf.Rect]]:
+    """Where each image (by xref) is drawn on the page, so that two pictures in two figures each
+    get their own figure's caption. MuPDF names one xref for identical pictures and none for some
+    drawn inside forms: those are found by content (``get_image_rects``)."""
+    placed: dict[int, list[pymupdf.Rect]] = {}
+    for info in page.get_image_info(xrefs=True):
+        rect = pymupdf.Rect(info["bbox"])
+        if info.get("xref") and not rect.is_empty:
+            placed.setdefault(info["xref"], []).append(rect)
+    return placed
 
 
 def _is_caption(block: tuple) -> bool:
