@@ -22,6 +22,7 @@ from PIL import Image
 from medcrawl.extract.html import extract_page
 from medcrawl.extract.pdf import extract_pdf_images, pdf_rows
 from medcrawl.oneoff.cli import main
+from medcrawl.oneoff.harvest import Harvest, Image as HarvestImage
 from test_crawl import scrapy_crawl
 
 TEXT_COLUMNS = ("alt", "title", "caption", "page_title", "license", "license_url")
@@ -253,3 +254,68 @@ def test_report_shows_each_pictures_caption_escaped(crawled, tmp_path):
     assert ">Figure 1. Posteroanterior chest radiograph showing a right lower lobe opacity.</p>" in html
     assert ">Journal logo</p>" in html                     # no caption: the alt text
     assert f">{PDF_CAPTIONS[1]}</p>" in html
+
+
+def test_review_details_show_the_caption_escaped(crawled):
+    from medcrawl.oneoff.review import details, markdown_text
+
+    work, _ = crawled
+    harvest = Harvest.open(work / "rows.jsonl", work / "images")
+    figure = next(i for i in harvest.images.values() if i.row["image_url"].endswith("/img/f2.png"))
+    assert figure.caption == "Figure 2. Axial CT. <b>bold</b> & more CC BY-NC-SA 4.0"
+    text = details(figure, harvest)
+    assert markdown_text(figure.caption) in text and "&lt;b&gt;bold&lt;/b&gt; &amp; more" in text
+    assert "<b>" not in text
+    logo = next(i for i in harvest.images.values() if i.row["image_url"].endswith("/img/logo.png"))
+    assert logo.caption == "Journal logo"
+
+
+def test_an_image_takes_the_first_caption_of_its_rows_over_alt_text():
+    image = HarvestImage({"sha256": "0" * 64, "alt": ""}, None)
+    for row in ({"alt": "a logo"}, {"caption": "Figure 1. X."}, {"caption": "Figure 2. Y.", "alt": "z"}):
+        image.take_caption(row)
+    assert image.caption == "Figure 1. X."
+    only_alt = HarvestImage({"sha256": "1" * 64}, None)
+    only_alt.take_caption({"alt": " a   logo ", "caption": ""})
+    assert only_alt.caption == "a logo"
+
+
+def texts(body: str, head: str = "") -> dict[str, dict]:
+    links = extract_page(f"<html><head>{head}</head><body>{body}</body></html>", "http://x.test/a/")
+    return {url.rsplit("/", 1)[1]: links.row_text(url) for url in links.images}
+
+
+def test_picture_sources_take_the_img_alt_and_the_figure_caption():
+    got = texts('<figure><picture><source srcset="p.webp 2x"><source srcset="p.avif"><img src="p.png" alt="Scan">'
+                "</picture><figcaption>Figure 7. Scan.</figcaption></figure>")
+    assert {name: (t["alt"], t["caption"]) for name, t in got.items()} == {
+        name: ("Scan", "Figure 7. Scan.") for name in ("p.webp", "p.avif", "p.png")}
+
+
+def test_nested_figures_keep_their_own_captions():
+    got = texts("<figure><figure><img src='a.png'><figcaption>(a) Left.</figcaption></figure>"
+                "<img src='b.png'><figcaption>Figure 1. Both panels.</figcaption></figure>")
+    assert (got["a.png"]["caption"], got["b.png"]["caption"]) == ("(a) Left.", "Figure 1. Both panels.")
+
+
+def test_a_caption_under_one_image_is_not_the_next_ones():
+    got = texts("<p><img src='a.png'></p><p>Figure 1. Under a.</p><p><img src='b.png'></p><h2>Next</h2>"
+                "<p>Fig. 2 Above c.</p><p><img src='c.png'></p><p>Running text.</p>")
+    assert [got[n]["caption"] for n in ("a.png", "b.png", "c.png")] == ["Figure 1. Under a.", "", "Fig. 2 Above c."]
+
+
+def test_figure_licence_beats_the_pages_and_broken_json_ld_is_skipped():
+    head = ('<script type="application/ld+json">{not json</script>'
+            '<META NAME="DCTERMS.License" CONTENT="https://creativecommons.org/licenses/by/4.0/legalcode">')
+    got = texts("<figure><img src='a.png'><figcaption>Figure 1. <a href='https://creativecommons.org/publicdomain/"
+                "zero/1.0/'>CC0</a></figcaption></figure><img src='b.png'>", head)
+    assert (got["a.png"]["license"], got["a.png"]["license_url"]) == (
+        "CC0-1.0", "https://creativecommons.org/publicdomain/zero/1.0/")
+    assert (got["b.png"]["license"], got["b.png"]["license_url"]) == (
+        "CC-BY-4.0", "https://creativecommons.org/licenses/by/4.0/legalcode")
+
+
+def test_long_captions_are_cut_and_whitespace_collapsed():
+    got = texts("<figure><img src='a.png'><figcaption>Figure 1.\n\n  " + "word " * 1000 + "</figcaption></figure>")
+    caption = got["a.png"]["caption"]
+    assert len(caption) == 2000 and caption.endswith("…") and "  " not in caption

@@ -72,10 +72,10 @@ def _the_img(element: etree._Element) -> etree._Element | None:
     tag = _tag(element)
     if tag == "img":
         return element
-    if tag == "source":
-        parent = element.getparent()
-        return next(iter(parent.iterchildren("img")), None) if parent is not None else None
-    return next(element.iter("img"), None)
+    inside = next(element.iter("img"), None)       # a link's image; a <source> the parser did not close
+    if tag == "source" and inside is None and element.getparent() is not None:
+        return next(element.getparent().iterchildren("img"), None)       # the <picture>'s <img>
+    return inside
 
 
 def _enclosing_figure(element: etree._Element) -> etree._Element | None:
@@ -137,9 +137,9 @@ def _caption_container(element: etree._Element) -> tuple[etree._Element, etree._
             return None
         if sum(1 for _ in ancestor.iter("img")) > 1:
             return None
-        for candidate in ancestor.iter():
+        for candidate in ancestor.iter(etree.Element):
             marks = f"{candidate.get('class', '')} {candidate.get('id', '')}"
-            if candidate is not element and CAPTION_CLASS.search(marks) and isinstance(candidate.tag, str):
+            if candidate is not element and CAPTION_CLASS.search(marks):
                 return ancestor, candidate
     return None
 
