@@ -8,6 +8,7 @@ elements its ``aria-describedby`` names; a caption-like element next to it (a cl
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -126,7 +127,7 @@ def _element_sibling(element: etree._Element, step: int) -> etree._Element | Non
 def _captions_alone(sibling: etree._Element) -> bool:
     """A sibling that reads as a caption and holds no image or figure of its own."""
     return (_tag(sibling) != "figure" and next(sibling.iter("img", "figure"), None) is None
-            and bool(CAPTION_START.match(clean_text(sibling.text_content(), 80))))
+            and bool(CAPTION_START.match(_text_start(sibling, 80))))
 
 
 def _caption_container(element: etree._Element) -> tuple[etree._Element, etree._Element] | None:
@@ -135,7 +136,7 @@ def _caption_container(element: etree._Element) -> tuple[etree._Element, etree._
     for depth, ancestor in enumerate(element.iterancestors()):
         if depth >= MAX_CLIMB or _tag(ancestor) in ("body", "html"):
             return None
-        if sum(1 for _ in ancestor.iter("img")) > 1:
+        if _images_in(ancestor) > 1:
             return None
         for candidate in ancestor.iter(etree.Element):
             marks = f"{candidate.get('class', '')} {candidate.get('id', '')}"
@@ -149,12 +150,25 @@ def _outermost_wrapper(element: etree._Element) -> etree._Element:
     wrapper = element
     for _ in range(MAX_CLIMB):
         parent = wrapper.getparent()
-        if parent is None or _tag(parent) in ("body", "html") or clean_text(parent.text_content(), 5):
-            break
-        if sum(1 for _ in parent.iter("img")) > 1:
+        if parent is None or _tag(parent) in ("body", "html") or _images_in(parent) > 1 or _text_start(parent):
             break
         wrapper = parent
     return wrapper
+
+
+def _images_in(element: etree._Element) -> int:
+    """0, 1 or 2 (two or more): stops at the second image, so big galleries stay cheap."""
+    return sum(1 for _ in itertools.islice(element.iter("img"), 2))
+
+
+def _text_start(element: etree._Element, length: int = 1) -> str:
+    """The first ``length`` non-space characters' worth of an element's text, read no further."""
+    found = ""
+    for text in element.itertext():
+        found = f"{found} {text}" if found else text.strip()
+        if len(found.strip()) >= length:
+            break
+    return clean_text(found, 10 * length)
 
 
 def _tag(element: etree._Element) -> str:

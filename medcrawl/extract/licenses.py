@@ -35,7 +35,8 @@ OTHER_IDS = {name.lower(): name for name in (
 _CC_URL = re.compile(
     r"creativecommons\.org/+(?:licen[cs]es?|publicdomain)/+([a-z-]+)/+(\d\.\d)?(?:/+([a-z]{2,3})(?=/|$|[^a-z]))?",
     re.I)
-_BADGE_URL = re.compile(r"(?:i\.creativecommons\.org|licensebuttons\.net)/+[lp]/+([a-z-]+)/+(\d\.\d)(?:/+([a-z]{2,3})/)?", re.I)
+_BADGE_URL = re.compile(
+    r"(?:i\.creativecommons\.org|licensebuttons\.net)/+[lp]/+([a-z-]+)/+(\d\.\d)(?:/+([a-z]{2,3})/)?", re.I)
 _VERSION = re.compile(r"(?<![\d.])([1-4]\.[05])(?![\d])")
 _IGO = re.compile(r"\bigo\b", re.I)
 # "CC BY-NC-SA 4.0", "CC-BY 4.0", "cc by nc nd": the abbreviation and its terms.
