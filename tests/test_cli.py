@@ -115,7 +115,8 @@ def test_csv_and_table_formats(capsys, folder, tmp_path):
     assert main(["classify", str(folder / "photo.jpg"), str(folder / "scans")]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["image", "type", "page", "size", "label", "confidence", "modality", "status"]
+    assert lines[0].split() == ["image", "type", "page", "size", "label", "confidence", "modality", "status",
+                                "caption"]
     assert len(lines) == 4 and "512x600" in lines[1] and "non-medical" in lines[1]
     assert "medical" in lines[2] and "mri" in lines[2]
     assert "3 images: 2 medical, 1 non-medical, 0 skipped, 0 unreadable" in err

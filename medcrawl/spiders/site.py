@@ -83,7 +83,7 @@ class SiteSpider(Spider):
         self.crawler.stats.inc_value("medcrawl/pages")
         links = extract_page(response.text, response.url)
         for url in links.images:
-            yield self.found(ImageItem(image_url=url, source_url=response.url))
+            yield self.found(ImageItem(image_url=url, source_url=response.url, **links.row_text(url)))
         media_meta = {"allow_offsite": True} if self.config.offsite_media else {}
         for url in links.pdfs:
             yield response.follow(url, self.parse_pdf, errback=self.pdf_failed, meta=media_meta)
