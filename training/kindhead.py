@@ -11,11 +11,15 @@ has another upstream in the training fold (what users meet: a new source of a kn
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+
+from training import metrics
+from training.kinds import MEDICAL_KINDS, label_of
 
 
 
@@ -116,3 +120,132 @@ def fit_temperature(scored: pd.DataFrame) -> float:
         p = np.clip(medical_probability(softmax(z / t), mask), 1e-7, 1 - 1e-7)
         best = min(best, (float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))), float(t)))
     return best[1]
+
+
+# ---- the command: held-out reports, then the product model ------------------------------------
+
+def read_manifests(paths: list[Path]) -> pd.DataFrame:
+    """Images of one or more built MANIFEST.csv files: path (absolute), label, source, kind, upstream."""
+    frames = []
+    for manifest in paths:
+        m = pd.read_csv(manifest, keep_default_na=False)
+        m["path"] = [str(manifest.parent / p) for p in m["path"]]
+        frames.append(m[["path", "sha256", "label", "source", "kind", "upstream"]])
+    frame = pd.concat(frames, ignore_index=True).drop_duplicates("sha256").reset_index(drop=True)
+    for kind, label in frame.groupby("kind")["label"].first().items():
+        if label != label_of(kind):
+            raise SystemExit(f"kind {kind!r} is labelled {label!r}; training.kinds says {label_of(kind)!r}")
+    return frame
+
+
+def probabilities(scored: pd.DataFrame, temperature: float) -> np.ndarray:
+    kinds = kinds_of(scored)
+    return medical_probability(softmax(logits_of(scored) / temperature), medical_mask(scored, kinds))
+
+
+def modality_accuracy(scored: pd.DataFrame, temperature: float) -> float:
+    """Share of in-kind medical images whose medical kinds' softmax names their modality."""
+    kinds = np.array(kinds_of(scored))
+    mask = medical_mask(scored, list(kinds))
+    sel = (scored["in_kind"] & (scored["label"] == "medical")).to_numpy()
+    top = kinds[mask][np.nan_to_num(logits_of(scored)[sel][:, mask], nan=-np.inf).argmax(axis=1)]
+    truth = scored.loc[sel, "kind"].map(MEDICAL_KINDS).to_numpy()
+    return float((np.vectorize(MEDICAL_KINDS.get)(top) == truth).mean()) if sel.any() else float("nan")
+
+
+def report(scored: pd.DataFrame, temperature: float, eval_dir: Path) -> dict:
+    """In-kind and novel-kind reports, the in-kind folder curve and the defaults it gives."""
+    held = scored.assign(label_name=scored["label"], label=(scored["label"] == "medical").astype(int),
+                         prob=probabilities(scored, temperature))
+    out: dict = {"temperature": temperature, "threshold": 0.5}
+    for part, rows in (("inkind", held[held["in_kind"]]), ("novelkind", held[~held["in_kind"]])):
+        if rows["label"].nunique() < 2:
+            continue
+        summary = metrics.summarize(rows.reset_index(drop=True), 0.5)
+        metrics.print_summary(f"held-out upstreams, {part}", summary)
+        metrics.write_report(rows.drop(columns=[c for c in rows if c.startswith("z_")]), summary,
+                             eval_dir, f"heldout_{part}_")
+        out[part] = {k: summary[k] for k in ("images", "accuracy", "balanced_accuracy", "ece", "roc_auc",
+                                             "mean_source_accuracy", "min_source_accuracy")}
+    inkind = held[held["in_kind"]]
+    curve = metrics.folder_curve(inkind["label"].to_numpy(), inkind["prob"].to_numpy(), 0.5)
+    chosen = metrics.choose_min_confidence(curve, 0.99)
+    curve.to_csv(eval_dir / "heldout_inkind_folder_curve.csv", index=False)
+    metrics.plot_folder_curve(curve, chosen, eval_dir / "heldout_inkind_folder_curve.png")
+    at = curve[curve["min_confidence"] == chosen].iloc[0]
+    out.update(dataset_min_confidence=chosen,
+               dataset_folder={k: float(at[k]) for k in ("purity", "balanced_purity", "recall")},
+               modality_inkind_accuracy=modality_accuracy(scored, temperature))
+    print(f"medical/ folder at {chosen:.2f}: purity {at['purity']:.4f}, kept {at['recall']:.4f}; "
+          f"in-kind modality accuracy {out['modality_inkind_accuracy']:.4f}")
+    return out
+
+
+def export(head: KindHead, frame: pd.DataFrame, args, meta: dict) -> dict:
+    """The product model directory: backbone + this head, LiteRT and Keras, model.json."""
+    from medcrawl.model.classifier import MODALITIES
+    from training.export import save_model_dir
+    from training.model import make_kind_model
+    medical = medical_mask(frame, head.kinds)
+    used = [m for m in MODALITIES if m in {MEDICAL_KINDS[k] for k in np.array(head.kinds)[medical]}]
+    one_hot = np.array([[MEDICAL_KINDS[k] == m for m in used] for k in np.array(head.kinds)[medical]])
+    kernel = np.zeros((head.scaler.mean_.size, len(head.kinds)), np.float32)
+    bias = np.full(len(head.kinds), -1e4, np.float32)          # kinds never seen: never chosen
+    kernel[:, head.model.classes_] = head.model.coef_.T / head.temperature
+    bias[head.model.classes_] = head.model.intercept_ / head.temperature
+    model = make_kind_model(args.size, args.backbone, head.scaler.mean_, head.scaler.var_ + 1e-12,
+                            kernel, bias, medical, one_hot)
+    probe_paths = frame["path"].iloc[:: max(1, len(frame) // 64)]
+    from training import featurecache
+    probe = np.stack([v for v in (featurecache.product_view(p, args.size) for p in probe_paths) if v is not None])
+    meta = {**meta, "modalities": used, "kinds": head.kinds,
+            "medical_kinds": [k for k, m in zip(head.kinds, medical) if m]}
+    return save_model_dir(model, args.out, meta, probe)
+
+
+def main(argv=None) -> dict:
+    import argparse
+    import json
+    from training import featurecache
+    p = argparse.ArgumentParser(description="Train and evaluate the kind head; export the product model.")
+    p.add_argument("--manifest", type=Path, action="append", required=True, help="a built MANIFEST.csv")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--work", type=Path, default=Path("runs"), help="feature cache")
+    p.add_argument("--backbone", default="lite0")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--folds", type=int, default=10, help="groups of upstream datasets held out in turn")
+    p.add_argument("-C", type=float, default=0.05, dest="c", help="inverse L2 strength")
+    p.add_argument("--version", default="3")
+    p.add_argument("--no-export", action="store_true")
+    args = p.parse_args(argv)
+    frame = read_manifests(args.manifest)
+    table = featurecache.fill(frame["path"].tolist(), args.work, args.backbone, args.size)
+    x = np.stack(list(table.values()))
+    readable = ~np.isnan(x).any(axis=1)
+    frame, x = frame[readable].reset_index(drop=True), x[readable]
+    print(f"{len(frame)} images, {frame['source'].nunique()} sources, {frame['upstream'].nunique()} upstreams, "
+          f"{frame['kind'].nunique()} kinds ({(~readable).sum()} unreadable dropped)")
+    eval_dir = args.out / "evaluation"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    scored = held_out(x, frame, args.folds, c=args.c)
+    meta = {"name": args.out.name, "version": args.version, "engine": "litert",
+            "labels": ["non-medical", "medical"],
+            "backbone": f"EfficientNet-{args.backbone.replace('lite', 'Lite')} (ImageNet), frozen",
+            "head": f"kinds: standardised multinomial logistic regression, C={args.c}",
+            "training": {"manifests": [str(m) for m in args.manifest], "images": int(len(frame)),
+                         "sources": int(frame["source"].nunique()), "upstreams": int(frame["upstream"].nunique()),
+                         "folds": args.folds, "input_size": args.size}}
+    meta.update(report(scored, fit_temperature(scored), eval_dir))
+    meta["modality_min_confidence"] = 0.5
+    (eval_dir / "heldout_summary.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    if args.no_export:
+        return meta
+    head = fit(x, frame, kinds_of(frame), c=args.c)
+    head.temperature = meta["temperature"]
+    meta = export(head, frame, args, meta)
+    print(f"saved {args.out} (temperature {head.temperature:.3f}, LiteRT max diff {meta['litert_max_abs_diff']:.2e})")
+    return meta
+
+
+if __name__ == "__main__":
+    main()
