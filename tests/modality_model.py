@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from medcrawl.config import model_location
-from medcrawl.model.classifier import MODALITIES, Classifier
+from medcrawl.labels import MODALITIES
+from medcrawl.model.classifier import Classifier
 
 MIN_CONFIDENCE = 0.2          # the fixture's "other" threshold
 THRESHOLD = 0.05              # low, so that many of a test site's images count as medical

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY, Classifier, ModelError, dataset_min_confidence
+from medcrawl.labels import MODALITIES, OTHER_MODALITY
+from medcrawl.model.classifier import Classifier, ModelError, dataset_min_confidence
 from conftest import corrupted_copy
 from oneoff_assets import mri_png, photo_jpeg
 

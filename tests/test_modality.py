@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from medcrawl.model.classifier import OTHER_MODALITY, Classifier
+from medcrawl.labels import OTHER_MODALITY
+from medcrawl.model.classifier import Classifier
 from test_crawl import Crawl, run_crawl, scrapy_crawl, site_server  # noqa: F401 - the module's site
 
 MIN_CONFIDENCE = 0.0           # every labelled image in the dataset: low-threshold medical rows too

@@ -7,7 +7,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from medcrawl.model.classifier import MEDICAL, Classifier, Prediction
+from medcrawl.labels import MEDICAL
+from medcrawl.model.classifier import Classifier, Prediction
 from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, release_memory
 from medcrawl.items import ImageItem
 

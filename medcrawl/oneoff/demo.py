@@ -138,7 +138,7 @@ def make_thumbnail(path: Path) -> str:
 
 def collect_images(folder: Path, log=print) -> list[SiteImage]:
     """A few images of every installed package source, copied into ``folder``."""
-    from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+    from medcrawl.labels import MEDICAL, NON_MEDICAL
     from medcrawl.samples.build import MAIN_SOURCES, build
     from medcrawl.samples.dicom import PydicomNM
     from medcrawl.samples.documents import Charts, Documents

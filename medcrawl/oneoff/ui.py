@@ -18,7 +18,8 @@ import gradio as gr  # noqa: E402 - after the analytics switch
 import pandas as pd  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-from medcrawl.model.classifier import MEDICAL, Classifier  # noqa: E402
+from medcrawl.labels import MEDICAL  # noqa: E402
+from medcrawl.model.classifier import Classifier  # noqa: E402
 from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
 from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
 from medcrawl.oneoff.requestlimit import RequestSizeLimit  # noqa: E402

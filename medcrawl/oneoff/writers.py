@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from medcrawl.files import confident, file_name, write_once
 from medcrawl.items import ROW_FIELDS, ImageItem
-from medcrawl.model.classifier import MEDICAL
+from medcrawl.labels import MEDICAL
 
 FORMATS = ("table", "csv", "jsonl")
 

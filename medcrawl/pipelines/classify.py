@@ -16,8 +16,8 @@ from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.defer import Deferred, DeferredList
 
-from medcrawl.model.classifier import Classifier, ModelError, load_shared
-from medcrawl.config import Config, IndexConfig
+from medcrawl.model.classifier import Classifier, ModelError
+from medcrawl.config import Config, IndexConfig, LoadedModel
 from medcrawl.items import ImageItem
 from medcrawl.model.labelling import label_items
 from medcrawl.executor import OneThreadExecutor
@@ -95,7 +95,7 @@ class ClassifyPipeline:
     def from_crawler(cls, crawler: Any) -> ClassifyPipeline:
         config = Config.from_crawler(crawler)
         try:
-            classifier = load_shared(config.model, config.model_engine)
+            classifier = LoadedModel.from_crawler(crawler).classifier
         except ModelError as exc:
             logger.critical("medcrawl cannot start: %s", exc)
             raise

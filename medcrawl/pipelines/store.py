@@ -1,8 +1,10 @@
 """Download row images with Scrapy's FilesPipeline and keep each distinct content once.
 
 With a content index (``medcrawl.scaleout.contentindex``; a null index when off) a re-run does
-not download URLs fetched less than ``FILES_EXPIRES`` days ago whose content is labelled, and
-stores only content the index does not have. Stats: ``medcrawl/index/url_uptodate``.
+not download URLs fetched less than ``FILES_EXPIRES`` days ago whose content is labelled
+(``pipelines/expiry.py``), and stores only content the index does not have or whose file is gone
+from the store. DICOM/NIfTI files behind an image URL are rendered by ``medcrawl.rendering``.
+Stats: ``medcrawl/stored``, ``medcrawl/store/duplicate``, ``medcrawl/index/file_missing``.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import ensure_awaitable, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
 
-from medcrawl.config import Config, MedicalConfig
-from medcrawl.executor import OneThreadExecutor
-from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows, original_extension
+from medcrawl.config import Config, LoadedModel
+from medcrawl.extract.medical import medical_format, original_extension
 from medcrawl.failures import MediaFailure, failure_reason
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import load_shared
 from medcrawl.model.images import content_extension
+from medcrawl.pipelines.expiry import UrlExpiry
+from medcrawl.rendering import MedicalRenderer
 from medcrawl.scaleout.contentindex import ContentIndex, shared_index
 
 logger = logging.getLogger(__name__)
@@ -46,13 +48,14 @@ def store_uri(settings: BaseSettings) -> str | None:
 class ContentStore:
     """Content-addressed storage in any Scrapy files store: ``full/ab/<sha256>.<ext>``, once.
 
-    Content counts as stored when this process stored it, the index has it or another worker
-    holds its claim.
+    Content counts as stored when this process stored it, or when the index has it (or another
+    worker holds its claim) and its file is in the store.
     """
 
     def __init__(self, store: Any, stats: StatsCollector, index: ContentIndex):
         self.store, self.stats, self.index = store, stats, index
         self._stored: set[str] = set()
+        self._warned = False
 
     @staticmethod
     def key(data: bytes, ext: str | None = None) -> tuple[str, str]:
@@ -61,9 +64,22 @@ class ContentStore:
         ext = ext or content_extension(data)
         return sha, (f"full/{sha[:2]}/{sha}.{ext}" if ext else "")
 
-    def is_stored(self, sha256: str) -> bool:
+    async def is_stored(self, sha256: str, path: str, info: MediaPipeline.SpiderInfo) -> bool:
         """Called right before storing: claims the content for this worker when it is new."""
-        return sha256 in self._stored or not self.index.claim(sha256)
+        if sha256 in self._stored:
+            return True
+        return not self.index.claim(sha256) and await self.holds(path, info)
+
+    async def holds(self, path: str, info: MediaPipeline.SpiderInfo) -> bool:
+        """The store has ``path``; a file the index lists but the store lacks is counted and warned about."""
+        if path and await ensure_awaitable(self.store.stat_file(path, info)):
+            return True
+        self.stats.inc_value("medcrawl/index/file_missing")
+        if not self._warned:
+            self._warned = True
+            logger.warning("The content index lists %s but the store has no such file: contents whose "
+                           "files are gone are fetched and stored again", path)
+        return False
 
     def mark_stored(self, sha256: str, stored: bool = True) -> None:
         (self._stored.add if stored else self._stored.discard)(sha256)
@@ -76,7 +92,7 @@ class ContentStore:
         sha, path = self.key(data, ext)
         if not path:
             self.stats.inc_value("medcrawl/store/not_an_image")
-        elif self.is_stored(sha):
+        elif await self.is_stored(sha, path, info):
             self.stats.inc_value("medcrawl/store/duplicate")
         else:
             self.mark_stored(sha)
@@ -148,11 +164,9 @@ class ImageStorePipeline(FilesPipeline):
                                        + crawler.settings.getint("CONCURRENT_REQUESTS"), crawler)
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
             crawler.signals.connect(self.in_flight.leave, signal=signal)
-        medical = MedicalConfig.from_crawler(crawler)
-        self.medical = MedicalOptions(medical.dicom_frames, self.config.max_pixels,
-                                      medical.keep_original)
-        self.medical_thread = OneThreadExecutor("medcrawl-store-medical")
-        crawler.signals.connect(self.medical_thread.close, signal=signals.spider_closed)
+        self.renderer = MedicalRenderer.from_crawler(crawler)
+        self.expiry = UrlExpiry(self.index, self.content.holds, crawler.stats, self.expires,
+                                lambda: self.model_name)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
@@ -183,18 +197,12 @@ class ImageStorePipeline(FilesPipeline):
     @functools.cached_property
     def model_name(self) -> str:
         """The model's ``name@version`` (loaded once per process, shared with the classifier)."""
-        return load_shared(self.config.model, self.config.model_engine).name
+        return LoadedModel.from_crawler(self.crawler).classifier.name
 
-    def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,
-                          item: Any = None) -> dict | None:
-        """FilesPipeline's expiry rule on the index: a URL fetched recently whose content is labelled."""
-        entry = self.index.url_entry(request.url)
-        if entry is None or entry.age_days() > self.expires:
-            return None
-        if self.index.verdict(entry.sha256, self.model_name) is None:
-            return None
-        self.stats.inc_value("medcrawl/index/url_uptodate")
-        return {"url": request.url, "path": entry.path, "checksum": entry.sha256, "status": "uptodate"}
+    async def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,
+                                item: Any = None) -> dict | None:
+        """A URL the index has up to date and stored is not downloaded (``UrlExpiry``)."""
+        return await self.expiry.known(request.url, info)
 
     async def media_downloaded(self, response: Response, request: Request,
                                info: MediaPipeline.SpiderInfo, *, item: Any = None) -> Any:
@@ -211,9 +219,8 @@ class ImageStorePipeline(FilesPipeline):
     async def medical_frame(self, item: ImageItem, kind: str, data: bytes,
                             info: MediaPipeline.SpiderInfo) -> bytes:
         """A DICOM/NIfTI file behind an image URL: the row becomes its first rendered frame."""
-        rows = await self.medical_thread.run(medical_rows, kind, data, item.image_url,
-                                             item.source_url, item.source_type, self.medical,
-                                             item.pdf_page)
+        rows = await self.renderer.rows(kind, data, item.image_url, item.source_url, item.source_type,
+                                        item.pdf_page)
         first = rows[0]
         if first.status:
             raise MediaFailure(first.error)

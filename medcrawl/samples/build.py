@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 from medcrawl.model.images import ImageError, on_white
 from medcrawl.samples.dicom import PydicomCT, PydicomMR, PydicomNM, PydicomUS, PydicomXray
 from medcrawl.samples.everyday import Emoji, OpenClipart, OxygenIcons, SamplePhotos, TuxpaintStamps, Wallpapers

@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFilter
 
-from medcrawl.model.classifier import NON_MEDICAL
+from medcrawl.labels import NON_MEDICAL
 from medcrawl.samples.packages import Package, deb_files
 from medcrawl.samples.sources import MATPLOTLIB, SKIMAGE, Derived, HardSource, Sample, SampleFiles
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 from medcrawl.samples.build import flatten
 from medcrawl.samples.dicom import PydicomUS
 from medcrawl.samples.documents import Charts, Documents, RealDocuments

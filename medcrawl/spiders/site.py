@@ -11,13 +11,14 @@ from scrapy import Request, Spider, signals
 from scrapy.http import HtmlResponse, Response
 from twisted.python.failure import Failure
 
-from medcrawl.config import Config, MedicalConfig
+from medcrawl.config import Config
 from medcrawl.extract.html import extract_page, url_kind
-from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows
+from medcrawl.extract.medical import medical_format
 from medcrawl.failures import failure_reason
 from medcrawl.items import ImageItem
 from medcrawl.extract.pdf import looks_like_pdf, pdf_error_row, pdf_links, pdf_rows
 from medcrawl.executor import OneThreadExecutor
+from medcrawl.rendering import MedicalRenderer
 
 FALSE = ("0", "false", "no", "off")
 
@@ -50,11 +51,7 @@ class SiteSpider(Spider):
         spider.config = Config.from_crawler(crawler)
         spider.pdf_thread = OneThreadExecutor("medcrawl-pdf")
         crawler.signals.connect(spider.pdf_thread.close, signal=signals.spider_closed)
-        medical = MedicalConfig.from_crawler(crawler)
-        spider.medical = MedicalOptions(medical.dicom_frames, spider.config.max_pixels,
-                                        medical.keep_original)
-        spider.medical_thread = OneThreadExecutor("medcrawl-medical")
-        crawler.signals.connect(spider.medical_thread.close, signal=signals.spider_closed)
+        spider.renderer = MedicalRenderer.from_crawler(crawler)
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
@@ -140,12 +137,11 @@ class SiteSpider(Spider):
             yield row
 
     async def medical_file_rows(self, response: Response, kind: str) -> AsyncIterator[ImageItem]:
-        """Rows of a DICOM/NIfTI file, rendered on the spider's medical thread."""
+        """Rows of a DICOM/NIfTI file, rendered off the reactor."""
         self.crawler.stats.inc_value(f"medcrawl/{kind}_files")
         referer = header(response.request, "Referer") if response.request else ""
-        rows = await self.medical_thread.run(
-            medical_rows, kind, response.body, response.url, referer or response.url,
-            response.meta.get("source_type", "html"), self.medical, response.meta.get("pdf_page"))
+        rows = await self.renderer.rows(kind, response.body, response.url, referer or response.url,
+                                        response.meta.get("source_type", "html"), response.meta.get("pdf_page"))
         for row in rows:
             yield self.found(row)
 
