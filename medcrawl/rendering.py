@@ -30,9 +30,9 @@ class MedicalRenderer:
     def from_crawler(cls, crawler: Crawler) -> MedicalRenderer:
         """The crawler's renderer, made on first use; its thread ends with the spider."""
         if crawler not in _RENDERERS:
-            medical = MedicalConfig.from_crawler(crawler)
-            renderer = cls(MedicalOptions(medical.dicom_frames, Config.from_crawler(crawler).max_pixels,
-                                          medical.keep_original))
+            medical, config = MedicalConfig.from_crawler(crawler), Config.from_crawler(crawler)
+            renderer = cls(MedicalOptions(medical.dicom_frames, config.max_pixels, medical.keep_original,
+                                          config.min_size))
             crawler.signals.connect(renderer.thread.close, signal=signals.spider_closed)
             _RENDERERS[crawler] = renderer
         return _RENDERERS[crawler]

@@ -25,6 +25,7 @@ class MedicalOptions:
     dicom_frames: str = "middle"      # middle | all | N (N frames spread evenly)
     max_pixels: int | None = None
     keep_original: bool = False       # rows also carry the file's own bytes (for the store)
+    min_size: int = 0                 # thin NIfTI planes are enlarged to reach it (the rows' minimum size)
 
     def __post_init__(self):
         if str(self.dicom_frames).strip().lower() not in ("middle", "all"):
@@ -48,7 +49,7 @@ def is_medical_name(name: str) -> bool:
 def render_medical(kind: str, data: bytes, options: MedicalOptions = MedicalOptions()) -> Rendered:
     """Render a file ``medical_format`` recognised; raises MedicalFileError with a reason."""
     if kind == "nifti":
-        return nifti.read_nifti(data)
+        return nifti.read_nifti(data, min_size=options.min_size)
     return dicom.read_dicom(data, options.dicom_frames, options.max_pixels)
 
 

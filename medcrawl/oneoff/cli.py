@@ -288,7 +288,7 @@ def _format_for(output: str | None) -> str:
 def medical_options(args):
     """How DICOM/NIfTI inputs are rendered, from the command line."""
     from medcrawl.extract.medical import MedicalOptions
-    return MedicalOptions(args.dicom_frames, Config.max_pixels)
+    return MedicalOptions(args.dicom_frames, Config.max_pixels, min_size=args.min_size)
 
 
 def _outcome(item) -> str:
