@@ -13,8 +13,7 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from medcrawl.config import model_location
-from medcrawl.model.classifier import load_shared
+from medcrawl.config import LoadedModel
 from medcrawl.oneoff.cli import main
 from medcrawl.items import ROW_FIELDS
 from conftest import serve_routes
@@ -27,7 +26,7 @@ SHA = {name: hashlib.sha256(data).hexdigest() for name, data in (("photo", PHOTO
 
 @pytest.fixture(scope="session")
 def classifier():
-    return load_shared(*model_location())          # the committed model, once per session
+    return LoadedModel.load().classifier          # the committed model, once per session
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +271,7 @@ def test_console_script_subprocess(folder, tmp_path):
     rows = list(csv.DictReader(proc.stdout.splitlines()))
     assert [r["label"] for r in rows] == ["non-medical", "medical"]
     assert "2 images: 1 medical, 1 non-medical" in proc.stderr
+    assert "XNNPACK" not in proc.stderr and "INFO" not in proc.stderr         # LiteRT's notice kept off
     proc = subprocess.run([sys.executable, "-m", "medcrawl", "classify", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--export-medical" in proc.stdout

@@ -15,6 +15,7 @@ import numpy as np
 
 from medcrawl.labels import MEDICAL, MODALITIES, NON_MEDICAL, OTHER_MODALITY
 from medcrawl.model import images
+from medcrawl.model.quiet import native_info_silenced
 
 ENGINES = ("litert", "keras")
 PROBABILITY_OUTPUT, MODALITY_OUTPUT = "medical_probability", "modality"    # Keras output names
@@ -236,7 +237,8 @@ def _load_litert(path: Path, classes: int):
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if shape[0] != len(batch):
             interp.resize_tensor_input(inp, batch.shape)
-            interp.allocate_tensors()
+            with native_info_silenced():
+                interp.allocate_tensors()
             shape[0] = len(batch)
         interp.set_tensor(inp, batch)
         interp.invoke()

@@ -279,6 +279,9 @@ def serve(classifier: Classifier, settings: UiSettings, host: str = "127.0.0.1",
     limit = Middleware(RequestSizeLimit, max_bytes=settings.max_request_size)
     app.launch(server_name=host, server_port=port, max_file_size=settings.max_file_size,
                app_kwargs={"middleware": [limit]},
-               prevent_thread_lock=not block, show_error=False, ssr_mode=False, share=False,
-               quiet=not block)
+               prevent_thread_lock=True, show_error=False, ssr_mode=False, share=False,
+               quiet=True)                         # no hint about public share links: never offered here
+    if block:
+        print(f"medcrawl: web page on {app.local_url} (Ctrl+C stops it)", flush=True)
+        app.block_thread()
     return app
