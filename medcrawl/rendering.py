@@ -6,7 +6,6 @@ The spider (files it follows) and the store (files behind an image URL) share th
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler

@@ -12,8 +12,8 @@ import pytest
 from medcrawl.labels import MODALITIES, OTHER_MODALITY
 from medcrawl.config import LoadedModel
 from medcrawl.model.classifier import Classifier, ModelError
-from conftest import corrupted_copy
-from oneoff_assets import mri_png, photo_jpeg
+from tests.support.modality_model import corrupted_copy
+from tests.support.oneoff_assets import mri_png, photo_jpeg
 
 
 @pytest.fixture(scope="module")

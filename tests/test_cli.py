@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -15,9 +14,10 @@ import pytest
 
 from medcrawl.config import LoadedModel
 from medcrawl.oneoff.cli import main
+from tests.support.cli import classify
 from medcrawl.items import ROW_FIELDS
-from conftest import serve_routes
-from oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
+from tests.support.servers import serve_routes
+from tests.support.oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
 
 PHOTO, MRI = photo_jpeg(), mri_png()
 PDF = make_pdf([PHOTO, MRI])
@@ -59,13 +59,6 @@ HITS: list[str] = []
 def server():
     with serve_routes(ROUTES, HITS) as base:
         yield base
-
-
-def classify(capsys, *args) -> tuple[int, list[dict], str]:
-    """Run `medcrawl classify ARGS --format jsonl` in-process; (exit code, rows, stderr)."""
-    code = main(["classify", "--format", "jsonl", "-q", *map(str, args)])
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines()], err
 
 
 def by_name(rows: list[dict], root: Path) -> dict[str, dict]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from peak_memory import run_measured
+from tests.support.peak_memory import run_measured
 
 pytestmark = pytest.mark.timeout(300)
 

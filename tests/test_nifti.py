@@ -13,7 +13,7 @@ from PIL import Image
 
 from medcrawl.extract import nifti
 from medcrawl.extract.medical import MedicalFileError, medical_format
-import dicom_files
+from tests.support import dicom_files
 
 
 @pytest.fixture(scope="module")

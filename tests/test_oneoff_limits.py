@@ -12,7 +12,7 @@ import pytest
 
 from medcrawl.oneoff.cli import main
 from medcrawl.oneoff.localserver import serving
-from test_cli import classify
+from tests.support.cli import classify
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,7 +76,7 @@ def test_table_escapes_control_characters_in_file_names(capsys, tmp_path):
 
 
 def test_credentials_never_reach_the_rows(capsys):
-    from conftest import serve_routes
+    from tests.support.servers import serve_routes
 
     hits: list[str] = []
     with serve_routes({"/a.png": (png_bytes(1), "image/png")}, hits) as base:
@@ -101,7 +101,7 @@ def small_ui(tmp_path_factory):
     import sys
     import urllib.request
 
-    from scale_helpers import free_port, wait_for
+    from tests.support.scale_helpers import free_port, wait_for
 
     port, log = free_port(), tmp_path_factory.mktemp("ui") / "ui.log"
     script = Path(sys.executable).with_name("medcrawl")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import corrupted_copy
+from tests.support.modality_model import corrupted_copy
 from medcrawl.model.classifier import Classifier, ModelError
 from training import evaluate, train
 

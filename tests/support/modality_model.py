@@ -9,6 +9,7 @@ fixed), saved with training.export like a trained model.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,12 @@ def build_one_output_model(out: Path) -> Path:
     save_model_dir(make_model(64, make_head(), weights=None), out,
                    {"name": "one-output", "version": "1", "engine": "litert", "threshold": 0.5}, probe)
     return out
+
+
+def corrupted_copy(model_dir: Path, dest: Path, filename: str) -> Path:
+    """A copy of a model directory with one byte of one of its files flipped."""
+    shutil.copytree(model_dir, dest)
+    blob = bytearray((dest / filename).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (dest / filename).write_bytes(bytes(blob))
+    return dest
