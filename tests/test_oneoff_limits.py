@@ -147,6 +147,7 @@ def upload(port: int, size: int, chunked: bool = False) -> int:
         conn.close()
 
 
+@pytest.mark.slow
 def test_web_page_limits_the_size_of_one_request(small_ui):
     port = small_ui[0]
     assert upload(port, 100_000) == 200
@@ -171,6 +172,7 @@ def test_web_page_decodes_each_upload_once(classifier, tmp_path, monkeypatch):
     assert max(thumb.size) == 256 and thumb.mode == "RGB"
 
 
+@pytest.mark.slow
 def test_web_page_says_where_it_is_and_nothing_about_share_links(small_ui):
     port, log = small_ui
     text = log.read_text()
