@@ -20,6 +20,7 @@ from medcrawl.labels import MODALITIES, OTHER_MODALITY
 from medcrawl.model.classifier import Classifier, ModelError
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "medcrawl-v2"
@@ -58,7 +59,7 @@ class LoadedModel:
         return cls(classifier, classifier.threshold, dataset_min_confidence)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> LoadedModel:
+    def from_crawler(cls, crawler: Crawler) -> LoadedModel:
         """The crawl's model (MEDCRAWL_MODEL, MEDCRAWL_MODEL_ENGINE, MEDCRAWL_DATASET_MIN_CONFIDENCE)."""
         read = _READ.setdefault(crawler, {})
         if cls not in read:
@@ -121,7 +122,7 @@ class _Section:
         raise NotImplementedError
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> Any:
+    def from_crawler(cls, crawler: Crawler) -> Any:
         """The crawler's settings for this concern, read and validated on first use."""
         read = _READ.setdefault(crawler, {})
         if cls not in read:

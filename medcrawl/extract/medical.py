@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urldefrag
 
 from medcrawl.extract import dicom, nifti
@@ -61,7 +62,7 @@ def medical_rows(kind: str, data: bytes, url: str, source_url: str = "", source_
     ``image_url`` is ``<url>#frame=<frame>``, so each frame is a row of its own everywhere.
     """
     url = urldefrag(url)[0]
-    base = {"source_url": source_url or url, "source_type": source_type, "pdf_page": pdf_page,
+    base: dict[str, Any] = {"source_url": source_url or url, "source_type": source_type, "pdf_page": pdf_page,
             "format": kind}
     try:
         rendered = render_medical(kind, data, options)

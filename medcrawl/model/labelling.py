@@ -79,7 +79,7 @@ def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels:
     """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
     item.content_sha256()
     try:
-        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels, preview=preview)
+        return classifier.prepare(item.body or b"", min_size=min_size, max_pixels=max_pixels, preview=preview)
     except ImageError as exc:
         return exc
 

@@ -236,7 +236,7 @@ def cmd_classify(args) -> int:
     reader = InputReader(Fetcher(fetch_limits(args)), max_bytes=args.max_bytes,
                          max_images=args.max_images, medical=medical_options(args))
     sources = expand(args.inputs)
-    stats = Counter()
+    stats: Counter[str] = Counter()
     with ExitStack() as stack:
         try:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer

@@ -51,7 +51,8 @@ class TableWriter:
     COLUMNS = ("image", "type", "page", "size", "label", "confidence", "modality", "status")
 
     def __init__(self, stream: BinaryIO, width: int | None = None):
-        self.stream, self.rows = stream, []
+        self.stream = stream
+        self.rows: list[tuple[str, ...]] = []
         self.width = width or shutil.get_terminal_size((120, 24)).columns
 
     def write(self, item: ImageItem) -> None:
@@ -128,7 +129,7 @@ class MedicalExport:
             folder = self.directory / item.modality if self.by_modality else self.directory
             folder.mkdir(exist_ok=True)
             path = folder / file_name(item)
-            write_once(path, item.body)
+            write_once(path, item.body or b"")
             self.files[item.sha256] = path
         item.path = path.relative_to(self.directory).as_posix()
         return path

@@ -14,6 +14,7 @@ from typing import Any
 
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.crawler import Crawler
 from twisted.internet.defer import Deferred, DeferredList
 
 from medcrawl.model.classifier import Classifier, ModelError
@@ -92,7 +93,7 @@ class ClassifyPipeline:
         self._submitted: set[str] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ClassifyPipeline:
+    def from_crawler(cls, crawler: Crawler) -> ClassifyPipeline:
         config = Config.from_crawler(crawler)
         try:
             classifier = LoadedModel.from_crawler(crawler).classifier

@@ -21,6 +21,7 @@ from typing import Any
 from scrapy.exceptions import NotConfigured
 from scrapy.pipelines.files import FSFilesStore
 from scrapy.statscollectors import StatsCollector
+from scrapy.crawler import Crawler
 
 from medcrawl.config import Config, LoadedModel
 from medcrawl.corrections import MANIFEST_FIELDS, UNCERTAIN, DatasetDir, folder_for
@@ -42,7 +43,7 @@ class DatasetPipeline:
         self._rows: set[tuple[str, str, str]] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DatasetPipeline:
+    def from_crawler(cls, crawler: Crawler) -> DatasetPipeline:
         config = Config.from_crawler(crawler)
         if not config.dataset_dir:
             raise NotConfigured("MEDCRAWL_DATASET_DIR is not set")

@@ -17,6 +17,7 @@ from io import BytesIO
 from typing import Any
 
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
@@ -25,6 +26,7 @@ from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import ensure_awaitable, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from medcrawl.config import Config, LoadedModel
 from medcrawl.extract.medical import medical_format, original_extension
@@ -115,7 +117,7 @@ class InFlightLimit:
     new pages (and rows) are fetched until they drain. A row leaves on item_scraped/dropped/error.
     """
 
-    def __init__(self, limit: int, crawler: Any = None):
+    def __init__(self, limit: int, crawler: Crawler | None = None):
         self.limit, self.count, self.crawler = limit, 0, crawler
         self._holders: set[int] = set()
         self._waiters: deque[Deferred] = deque()
@@ -154,7 +156,7 @@ class ImageStorePipeline(FilesPipeline):
 
     MEDIA_NAME = "image"
 
-    def __init__(self, store_uri: str, *, crawler: Any):
+    def __init__(self, store_uri: str, *, crawler: Crawler):
         super().__init__(store_uri, crawler=crawler)
         self.config = Config.from_crawler(crawler)
         self.stats = crawler.stats
@@ -169,11 +171,11 @@ class ImageStorePipeline(FilesPipeline):
                                 lambda: self.model_name)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
+    def from_crawler(cls, crawler: Crawler) -> ImageStorePipeline:
         cls._update_stores(crawler.settings)
-        return cls(store_uri(crawler.settings), crawler=crawler)
+        return cls(store_uri(crawler.settings) or "", crawler=crawler)
 
-    async def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:  # type: ignore[override]   # Scrapy 2.14: no spider argument
         if not isinstance(item, ImageItem) or item.status:
             return item
         await self.in_flight.enter(item)
@@ -199,8 +201,8 @@ class ImageStorePipeline(FilesPipeline):
         """The model's ``name@version`` (loaded once per process, shared with the classifier)."""
         return LoadedModel.from_crawler(self.crawler).classifier.name
 
-    async def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,
-                                item: Any = None) -> dict | None:
+    async def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,  # type: ignore[override]
+                                item: Any = None) -> dict | None:   # a coroutine, which MediaPipeline awaits
         """A URL the index has up to date and stored is not downloaded (``UrlExpiry``)."""
         return await self.expiry.known(request.url, info)
 
@@ -231,7 +233,7 @@ class ImageStorePipeline(FilesPipeline):
         item.frame, item.format, item.modality = first.frame, first.format, first.modality
         if first.original is not None:
             await self.content.persist(first.original, info, original_extension(kind, data))
-        return first.body
+        return first.body or b""
 
     def media_failed(self, failure: Any, request: Request, info: MediaPipeline.SpiderInfo) -> Any:
         reason, status = failure_reason(failure.value)
@@ -257,9 +259,9 @@ class ImageStorePipeline(FilesPipeline):
 
     def item_completed(self, results: list[FileInfoOrError], item: Any,
                        info: MediaPipeline.SpiderInfo) -> Any:
-        for ok, value in results:
-            if ok:
-                item.sha256, item.path = value["checksum"], value["path"]
-            else:
+        for _, value in results:
+            if isinstance(value, Failure):
                 item.fail(*failure_reason(value.value))
+            else:
+                item.sha256, item.path = value["checksum"], value["path"]
         return item

@@ -9,6 +9,7 @@ from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.http import HtmlResponse, Response
+from scrapy.crawler import Crawler
 from twisted.python.failure import Failure
 
 from medcrawl.config import Config
@@ -31,6 +32,9 @@ class SiteSpider(Spider):
     """
 
     name = "site"
+    config: Config
+    pdf_thread: OneThreadExecutor
+    renderer: MedicalRenderer
 
     def __init__(self, start_urls: str | list[str] | None = None, start_urls_file: str | None = None,
                  allowed_domains: str | list[str] | None = None, max_depth: str | int | None = None,
@@ -46,7 +50,7 @@ class SiteSpider(Spider):
             self.max_depth = 0
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SiteSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.config = Config.from_crawler(crawler)
         spider.pdf_thread = OneThreadExecutor("medcrawl-pdf")
@@ -147,7 +151,7 @@ class SiteSpider(Spider):
 
     def medical_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A DICOM/NIfTI file that could not be downloaded: one row with the reason."""
-        request = failure.request
+        request = failure.request  # type: ignore[attr-defined]   # set by Scrapy on errback failures
         row = ImageItem(image_url=request.url, source_url=header(request, "Referer") or request.url,
                         source_type=request.meta.get("source_type", "html"),
                         pdf_page=request.meta.get("pdf_page"))
@@ -155,7 +159,8 @@ class SiteSpider(Spider):
 
     def pdf_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A PDF that could not be downloaded: one row with the reason."""
-        yield self.found(pdf_error_row(failure.request.url, *failure_reason(failure.value)))
+        request = failure.request  # type: ignore[attr-defined]   # set by Scrapy on errback failures
+        yield self.found(pdf_error_row(request.url, *failure_reason(failure.value)))
 
     def page_failed(self, failure: Failure) -> None:
         """Pages that fail are counted, not fatal."""
