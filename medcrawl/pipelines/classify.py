@@ -96,12 +96,13 @@ class ClassifyPipeline:
     def from_crawler(cls, crawler: Crawler) -> ClassifyPipeline:
         config = Config.from_crawler(crawler)
         try:
-            classifier = LoadedModel.from_crawler(crawler).classifier
+            model = LoadedModel.from_crawler(crawler)
         except ModelError as exc:
             logger.critical("medcrawl cannot start: %s", exc)
             raise
-        logger.info("Model %s loaded (%s engine, %dpx input, threshold %.3f)", classifier.name,
-                    classifier.engine, classifier.input_size, classifier.threshold)
+        classifier = model.classifier
+        logger.info("Model %s loaded (%s engine, %dpx input, decision threshold %.3f)", classifier.name,
+                    classifier.engine, classifier.input_size, model.decision_threshold)
         return cls(classifier, config, shared_index(crawler, store_uri(crawler.settings)), crawler.stats,
                    IndexConfig.from_crawler(crawler).wait)
 
