@@ -70,7 +70,11 @@ class ContentStore:
         """Called right before storing: claims the content for this worker when it is new."""
         if sha256 in self._stored:
             return True
-        return not self.index.claim(sha256) and await self.holds(path, info)
+        if self.index.claim(sha256):                   # new content: this worker stores it
+            return False
+        if self.index.stored_path(sha256) is None:     # another worker is storing it right now
+            return True
+        return await self.holds(path, info)            # indexed: stored, unless its file is gone
 
     async def holds(self, path: str, info: MediaPipeline.SpiderInfo) -> bool:
         """The store has ``path``; a file the index lists but the store lacks is counted and warned about."""
