@@ -1,4 +1,5 @@
-"""Shared fixtures: the one local HTTP server (a folder, or routes in memory), and the real classifier loaded once."""
+"""Shared fixtures: the one local HTTP server (a folder, or routes in memory), the real classifier loaded
+once, model directories, Redis, the fixture site and the browser; the helpers behind them are in tests/support/."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.browser import CHROMIUM
-from tests.support.crawls import SLOW_TIMEOUT, SiteServer
 from tests.support.scale_helpers import free_port, wait_for
 from tests.support.servers import ServerState, serve_folder
-from tests.support.site_fixture import build_site
+
+if TYPE_CHECKING:
+    from tests.support.crawls import SiteServer
 
 
 @pytest.fixture
@@ -85,6 +88,10 @@ def serve() -> Callable:
 
 @pytest.fixture(scope="module")
 def site_server(tmp_path_factory, serve) -> Iterator[SiteServer]:
+    """The generated fixture site (tests/support/site_fixture.py), served for a module's crawls."""
+    from tests.support.crawls import SLOW_TIMEOUT, SiteServer
+    from tests.support.site_fixture import build_site
+
     root = tmp_path_factory.mktemp("site")
     with serve(root) as (base, state):
         site = build_site(root, base, base.replace("127.0.0.1", "localhost"))
