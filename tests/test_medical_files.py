@@ -10,12 +10,10 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from conftest import ServerState
-from dicom_files import PATIENT, bad_files, good_files, nifti_volume, shipped
-from oneoff_assets import make_pdf, mri_png, photo_jpeg
-from test_crawl import scrapy_crawl
-
-# Every patient value, and its parts (a name's family and given names), must appear nowhere.
+from tests.support.servers import ServerState
+from tests.support.dicom_files import PATIENT, bad_files, good_files, nifti_volume, shipped
+from tests.support.oneoff_assets import make_pdf, mri_png, photo_jpeg
+from tests.support.crawls import scrapy_crawl
 SECRETS = sorted({part for value in PATIENT.values() for part in re.split(r"\^", value)} |
                  set(PATIENT.values()))
 
@@ -113,6 +111,7 @@ def crawled(site, tmp_path_factory):
     return workdir, proc, rows, expected
 
 
+@pytest.mark.slow
 def test_a_labelled_row_for_every_image_of_every_file(crawled):
     workdir, _, rows, expected = crawled
     got = {key(r): r for r in rows}
@@ -128,6 +127,7 @@ def test_a_labelled_row_for_every_image_of_every_file(crawled):
     assert len(rows) == len(expected)
 
 
+@pytest.mark.slow
 def test_dicom_rows_carry_frame_modality_and_size(crawled, site):
     base = site[0]
     rows = {key(r): r for r in crawled[2]}
@@ -147,6 +147,7 @@ def test_dicom_rows_carry_frame_modality_and_size(crawled, site):
     assert (ct["label"], ct["label_source"]) == ("medical", "dicom")
 
 
+@pytest.mark.slow
 def test_pdf_links_followed_with_the_linking_pdf_as_source(crawled, site):
     base = site[0]
     rows = {key(r): r for r in crawled[2]}
@@ -155,6 +156,7 @@ def test_pdf_links_followed_with_the_linking_pdf_as_source(crawled, site):
     assert rows[(f"{base}/papers/b.pdf#page=1", f"{base}/papers/b.pdf")]["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_store_and_dataset_hold_rendered_pngs_only(crawled):
     workdir = crawled[0]
     stored = [p for p in (workdir / "images").rglob("*") if p.is_file()]
@@ -164,6 +166,7 @@ def test_store_and_dataset_hold_rendered_pngs_only(crawled):
     assert not any(p.read_bytes()[128:132] == b"DICM" for p in stored + dataset)
 
 
+@pytest.mark.slow
 def test_no_patient_data_in_any_crawl_output(crawled, site):
     workdir, proc, _, _ = crawled
     source = (site[1] / "private" / "ct_rescale.dcm").read_bytes()
@@ -174,6 +177,7 @@ def test_no_patient_data_in_any_crawl_output(crawled, site):
     assert_no_patient_data((proc.stdout + proc.stderr).encode(), "the crawl's console")
 
 
+@pytest.mark.slow
 def test_keep_original_stores_the_files_as_they_came(site, tmp_path):
     base, root, _, state = site
     _, rows = crawl(tmp_path, f"{base}/cases/mr_multiframe.dcm", "-a", "follow=false",
@@ -183,6 +187,7 @@ def test_keep_original_stores_the_files_as_they_came(site, tmp_path):
     assert [p.read_bytes() for p in originals] == [(root / "cases" / "mr_multiframe.dcm").read_bytes()]
 
 
+@pytest.mark.slow
 def test_pdf_links_obey_depth(site, tmp_path):
     base, _, _, state = site
     before = len(state.requests)
@@ -242,7 +247,7 @@ def test_dicom_images_with_an_imaging_modality_are_medical_by_format(classifier,
     import numpy as np
     from PIL import Image
 
-    from dicom_files import ct_with_rescale, new_dataset, write
+    from tests.support.dicom_files import ct_with_rescale, new_dataset, write
     from medcrawl.extract.medical import medical_rows
     from medcrawl.model.labelling import label_items
 

@@ -3,7 +3,6 @@ and, for a model with a modality head, the kind of medical image."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -14,14 +13,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from medcrawl.labels import MEDICAL, MODALITIES, NON_MEDICAL, OTHER_MODALITY
 from medcrawl.model import images
+from medcrawl.model.quiet import native_info_silenced
 
-MEDICAL, NON_MEDICAL = "medical", "non-medical"
 ENGINES = ("litert", "keras")
-# The modality classes a model may name (model.json "modalities"), and the word for "none confident".
-MODALITIES = ("xray", "ct", "mri", "ultrasound", "nuclear", "microscopy", "dermoscopy", "fundus",
-              "oct", "endoscopy")
-OTHER_MODALITY = "other"
 PROBABILITY_OUTPUT, MODALITY_OUTPUT = "medical_probability", "modality"    # Keras output names
 
 
@@ -72,7 +68,7 @@ class Classifier:
     def load(cls, model_dir: str | os.PathLike, engine: str | None = None) -> "Classifier":
         """Load and verify a model directory (model.json, model.keras, model.tflite).
 
-        ``engine`` None: the model's own. Where the model is by default: ``config.model_location``.
+        ``engine`` None: the model's own. Loaded once per process for a crawl or command: ``config.LoadedModel``.
         """
         model_dir = Path(model_dir)
         meta = read_metadata(model_dir)
@@ -162,21 +158,6 @@ class Classifier:
         return [self.verdict(p, s, f) for p, s, f in zip(out.medical_probability, scores, forced)]
 
 
-@functools.lru_cache(maxsize=4)
-def load_shared(model_dir: str | os.PathLike, engine: str | None = None) -> Classifier:
-    """The model loaded once per process (per directory and engine); raises ModelError."""
-    return Classifier.load(model_dir, engine)
-
-
-def dataset_min_confidence(model_dir: Path) -> float:
-    """The confidence at which the model's held-out ``medical/`` folder reached its purity target."""
-    value = read_metadata(model_dir).get("dataset_min_confidence")
-    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ModelError(f"model in {model_dir} names no dataset_min_confidence in model.json: "
-                         "set MEDCRAWL_DATASET_MIN_CONFIDENCE")
-    return float(value)
-
-
 def read_metadata(model_dir: Path) -> dict:
     """Read and check model.json, raising ModelError with the reason."""
     meta_path = model_dir / "model.json"
@@ -263,7 +244,8 @@ def _load_litert(path: Path, classes: int):
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if shape[0] != len(batch):
             interp.resize_tensor_input(inp, batch.shape)
-            interp.allocate_tensors()
+            with native_info_silenced():
+                interp.allocate_tensors()
             shape[0] = len(batch)
         interp.set_tensor(inp, batch)
         interp.invoke()

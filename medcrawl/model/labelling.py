@@ -7,7 +7,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from medcrawl.model.classifier import MEDICAL, Classifier, Prediction
+from medcrawl.labels import MEDICAL
+from medcrawl.model.classifier import Classifier, Prediction
 from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, release_memory
 from medcrawl.items import ImageItem
 
@@ -82,7 +83,7 @@ def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels:
     """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
     item.content_sha256()
     try:
-        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels, preview=preview)
+        return classifier.prepare(item.body or b"", min_size=min_size, max_pixels=max_pixels, preview=preview)
     except ImageError as exc:
         return exc
 

@@ -128,11 +128,12 @@ class Harvest:
         files = self._moved_files() if self.is_dataset else {}
         for sha, image in self.images.items():
             image.correction = corrections.get(sha)
-            if files.get(sha):
+            if files.get(sha) and self.images_root:
                 image.row["file"], image.file = files[sha], self.images_root / files[sha]
 
     def _moved_files(self) -> dict[str, str]:
         """sha256 -> file from the manifest when it changed since last read (corrections rewrite it)."""
+        assert self.dataset is not None
         st = self.dataset.manifest.stat()
         if self._manifest_key == (st.st_mtime_ns, st.st_size):
             return {}

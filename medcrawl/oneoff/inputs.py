@@ -41,7 +41,7 @@ def is_url(text: str) -> bool:
 
 def expand(inputs: Iterable[str]) -> list[str]:
     """Inputs with directories replaced by the files under them (not hidden ones), sorted."""
-    out = []
+    out: list[str] = []
     for text in inputs:
         if not is_url(text) and os.path.isdir(text):
             out.extend(str(p) for p in sorted(Path(text).rglob("*")) if p.is_file()

@@ -17,7 +17,7 @@ import gradio as gr
 
 from medcrawl.corrections import LABELS, MEDICAL, UNCERTAIN, UNUSABLE
 from medcrawl.oneoff.harvest import Harvest, HarvestError, Image, source_link, thumbnails
-from medcrawl.model.classifier import MODALITIES as MODEL_MODALITIES, OTHER_MODALITY
+from medcrawl.labels import MODALITIES as MODEL_MODALITIES, OTHER_MODALITY
 
 PAGE_SIZE = 48
 GALLERY_CAPTION = 80        # characters of an image's caption under its thumbnail

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from medcrawl.files import confident, file_name, write_once
 from medcrawl.items import ROW_FIELDS, ImageItem
-from medcrawl.model.classifier import MEDICAL
+from medcrawl.labels import MEDICAL
 
 FORMATS = ("table", "csv", "jsonl")
 
@@ -53,7 +53,8 @@ class TableWriter:
     CAPTION_WIDTH = 40
 
     def __init__(self, stream: BinaryIO, width: int | None = None):
-        self.stream, self.rows = stream, []
+        self.stream = stream
+        self.rows: list[tuple[str, ...]] = []
         self.width = width or shutil.get_terminal_size((120, 24)).columns
 
     def write(self, item: ImageItem) -> None:
@@ -133,7 +134,7 @@ class MedicalExport:
             folder = self.directory / item.modality if self.by_modality else self.directory
             folder.mkdir(exist_ok=True)
             path = folder / file_name(item)
-            write_once(path, item.body)
+            write_once(path, item.body or b"")
             self.files[item.sha256] = path
         item.path = path.relative_to(self.directory).as_posix()
         return path

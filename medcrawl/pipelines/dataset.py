@@ -21,12 +21,14 @@ from typing import Any
 from scrapy.exceptions import NotConfigured
 from scrapy.pipelines.files import FSFilesStore
 from scrapy.statscollectors import StatsCollector
+from scrapy.crawler import Crawler
 
-from medcrawl.config import Config
+from medcrawl.config import Config, LoadedModel
 from medcrawl.corrections import MANIFEST_FIELDS, UNCERTAIN, DatasetDir, folder_for
 from medcrawl.files import TMP_PREFIX, confident, file_name, repair_partial_line, write_once
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY, dataset_min_confidence, load_shared
+from medcrawl.labels import MEDICAL, NON_MEDICAL, OTHER_MODALITY
+from medcrawl.model.classifier import Classifier
 from medcrawl.pipelines.store import store_uri
 
 
@@ -41,19 +43,17 @@ class DatasetPipeline:
         self._rows: set[tuple[str, str, str]] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DatasetPipeline:
+    def from_crawler(cls, crawler: Crawler) -> DatasetPipeline:
         config = Config.from_crawler(crawler)
         if not config.dataset_dir:
             raise NotConfigured("MEDCRAWL_DATASET_DIR is not set")
         uri = store_uri(crawler.settings) or ""
         store = FSFilesStore(uri) if "://" not in uri or uri.startswith("file://") else None
         by_modality = config.dataset_layout == "modality"
+        model = LoadedModel.from_crawler(crawler)
         if by_modality or config.dataset_modalities:
-            check_modality_model(config)
-        min_confidence = config.dataset_min_confidence
-        if min_confidence is None:
-            min_confidence = dataset_min_confidence(Path(config.model))
-        return cls(Path(config.dataset_dir), min_confidence, crawler.stats, store,
+            check_modality_model(config, model.classifier)
+        return cls(Path(config.dataset_dir), model.require_dataset_min_confidence(), crawler.stats, store,
                    by_modality, config.dataset_modalities)
 
     def open_spider(self) -> None:
@@ -117,9 +117,8 @@ class DatasetPipeline:
         return source.read_bytes() if source.is_file() else None
 
 
-def check_modality_model(config: Config) -> None:
+def check_modality_model(config: Config, classifier: Classifier) -> None:
     """The modality layout and filter need a model that names modalities (and the ones asked for)."""
-    classifier = load_shared(config.model, config.model_engine)
     names = set(classifier.modalities) | {OTHER_MODALITY}
     missing = [m for m in config.dataset_modalities if m not in names]
     if not classifier.modalities or missing:
