@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from posixpath import splitext
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from parsel import Selector
@@ -48,7 +49,7 @@ class PageLinks:
     texts: dict[str, ImageText] = field(default_factory=dict)   # image URL -> its first markup's text
     licenses: dict[str, tuple[str, str]] = field(default_factory=dict)   # image URL -> its figure's licence
 
-    def row_text(self, url: str) -> dict[str, str]:
+    def row_text(self, url: str) -> dict[str, Any]:
         """The text and provenance columns of an image row: the image's alt, title and caption, the
         page's title, and the licence of its figure when it declares one, else the page's."""
         text = self.texts.get(url, ImageText())

@@ -103,7 +103,7 @@ def _abbreviated(text: str) -> tuple[list[str], str] | None:
     """Terms and version of "CC BY-NC 4.0" style names (the version after the terms)."""
     match = _ABBREV.search(text)
     version = _VERSION.search(text, match.end()) if match else None
-    if not version:
+    if not match or not version:
         return None
     terms = re.findall(r"by|nc|nd|sa", match.group(1).lower())
     return (terms, version.group(1)) if _terms_ok(terms) else None
@@ -204,7 +204,7 @@ def _json_ld_licenses(sel: Selector) -> list[str]:
             continue
         level = [data]
         while level:
-            nested = []
+            nested: list = []
             for value in level:
                 items = value if isinstance(value, list) else [value]
                 for item in (i for i in items if isinstance(i, dict)):

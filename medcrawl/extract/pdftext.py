@@ -120,7 +120,7 @@ def _xmp_license(doc: pymupdf.Document) -> tuple[str, str]:
 
 
 def _text_license(doc: pymupdf.Document) -> tuple[str, str]:
-    links = []
+    links: list[str] = []
     for pno in range(min(LICENSE_PAGES, doc.page_count)):
         try:
             page = doc[pno]

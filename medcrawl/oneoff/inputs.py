@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medcrawl.model.classifier import Classifier
 from medcrawl.extract.html import extract_page
@@ -141,7 +142,7 @@ class InputReader:
                                      urls[start:start + window]):
                     yield from rows
 
-    def _page_image(self, url: str, page_url: str, text: dict[str, str]) -> list[ImageItem]:
+    def _page_image(self, url: str, page_url: str, text: dict[str, Any]) -> list[ImageItem]:
         """One row for an image on the page (with its text and licence columns); one per frame
         for a DICOM/NIfTI file it links."""
         item = ImageItem(image_url=url, source_url=page_url, source_type="html", **text)
