@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench.common import Figure
 
 BATCHES = (1, 16, 64)
 # medcrawl-v2 (Lite2, 224 px): end to end >= 0.45x one thread's decode+resize (v1, Lite0 at 128 px,

@@ -14,10 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import crawlkit  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench import crawlkit
+from bench.common import Figure
 
 ARMS = ("medcrawl", "plain")
 TARGET_RATIO = 0.9

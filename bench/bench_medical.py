@@ -12,9 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench.common import Figure
 
 DICOMS = ("693_UNCI.dcm", "693_J2KR.dcm", "MR2_J2KR.dcm", "RG3_J2KR.dcm", "US1_J2KI.dcm",
           "emri_small_RLE.dcm")

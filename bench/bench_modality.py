@@ -14,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import common  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench.common import Figure
 
 TARGET_RATIO = 0.95          # the modality head may cost at most 5 % of the rate
 

@@ -7,13 +7,11 @@ rounds alternate the engines. The Keras engine is the baseline of the ratio.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench.common import Figure
 
 ENGINES = ("keras", "litert")
 # End to end, `medcrawl classify` must reach 0.45x the one-thread decode+resize floor (about 90-100

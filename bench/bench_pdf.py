@@ -10,9 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench.common import Figure
 
 PER_PDF, PER_PAGE = 50, 5
 TARGET_RATE = 150.0

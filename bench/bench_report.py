@@ -16,9 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-from common import Figure  # noqa: E402
+from bench import common
+from bench.common import Figure
 
 TARGET_RATE = 1000.0           # rows/s for the cold report: 10,000 rows in 10 s
 MODALITIES = ("xray", "ct", "mri")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-import common
+from bench import common
 
 REPO = Path(__file__).resolve().parent.parent
 PLAIN_SPIDER = Path(__file__).resolve().parent / "plain_spider.py"

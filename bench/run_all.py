@@ -9,8 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
 
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = ("bench_model.py", "bench_classify.py", "bench_modality.py", "bench_pdf.py", "bench_crawl.py",
@@ -38,6 +37,11 @@ TARGETS = {
 }
 
 
+def module(script: str) -> str:
+    """``bench_model.py`` -> ``bench.bench_model``, what ``python -m`` runs."""
+    return f"bench.{Path(script).stem}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", nargs="+", choices=SCRIPTS, help="run only these scripts")
@@ -53,9 +57,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for script in args.only or SCRIPTS:
             out = Path(tmp) / f"{script}.json"
-            cmd = [sys.executable, str(BENCH / script), "--json", str(out)] + (["--quick"] if args.quick else [])
-            print(f"$ python bench/{script}{' --quick' if args.quick else ''}", flush=True)
-            seconds, proc = common.timed(subprocess.run, cmd, text=True, capture_output=True)
+            cmd = [sys.executable, "-m", module(script), "--json", str(out)] + (["--quick"] if args.quick else [])
+            print(f"$ python -m {module(script)}{' --quick' if args.quick else ''}", flush=True)
+            seconds, proc = common.timed(subprocess.run, cmd, text=True, capture_output=True, cwd=BENCH.parent)
             print(proc.stdout, flush=True)
             if proc.returncode != 0 or not out.exists():
                 print(proc.stderr[-3000:], file=sys.stderr)
@@ -74,8 +78,8 @@ def main(argv=None) -> int:
 def render(results: list[dict], before: dict, after: dict) -> str:
     """RESULTS.md: machine, load, commands, and every figure against its target."""
     lines = ["# Benchmark results", "",
-             f"Measured {before['date']} with `python bench/run_all.py` (each script also runs alone: "
-             "`python bench/<script> [--quick] [--check] [--json FILE]`).", "",
+             f"Measured {before['date']} with `python -m bench.run_all` (each script also runs alone: "
+             "`python -m bench.<script> [--quick] [--check] [--json FILE]`).", "",
              f"Machine: {before['nproc']} x {before['cpu']}, {before['ram_gb']} GB RAM, no GPU, "
              f"Python {before['python']}. Load average (1/5/15 min) before: {before['load']}, "
              f"after: {after['load']}.", "",
@@ -109,7 +113,7 @@ def render(results: list[dict], before: dict, after: dict) -> str:
             continue
         extra = {k: v for k, v in r.items() if k not in ("figures", "machine", "argv", "script", "quick")}
         lines += [f"- {r['title']}; ran {r['seconds']:.0f} s; load at the end {r['machine']['load']}",
-                  f"- command: `python bench/{r['script']}`"]
+                  f"- command: `python -m {module(r['script'])}`"]
         for k, v in extra.items():
             if k == "commands":
                 lines += [f"- {arm} arm: `{cmd}`" for arm, cmd in v.items()]

@@ -1,6 +1,6 @@
 """Serve a folder on 127.0.0.1 (any free port) for the crawl benchmarks: threaded, keep-alive, deep backlog.
 
-``python bench/serve.py DIR`` prints ``port N`` once listening. Unlike ``python -m http.server``
+``python -m bench.serve DIR`` prints ``port N`` once listening. Unlike ``python -m http.server``
 (listen backlog 5, HTTP/1.0) it does not stall 64 concurrent connections on SYN retries.
 It is medcrawl's local server (the demo's and the tests') in a process of its own.
 """

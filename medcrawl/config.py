@@ -7,6 +7,7 @@ does it once per crawler. The defaults are those of ``medcrawl/settings.py``, so
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from medcrawl import settings as defaults
 from medcrawl.addresses import networks
-from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY
+from medcrawl.labels import MODALITIES, OTHER_MODALITY
+from medcrawl.model.classifier import Classifier, ModelError
 from medcrawl.splits import Splits, parse_splits
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
 
 DEDUPE_MODES = ("near", "exact", "off")
@@ -33,6 +36,60 @@ def model_location(model: str | os.PathLike | None = None,
     else models/medcrawl-v2 and None (the model's own engine)."""
     model = model or os.environ.get("MEDCRAWL_MODEL") or DEFAULT_MODEL_DIR
     return str(model), engine or os.environ.get("MEDCRAWL_MODEL_ENGINE") or None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model of a crawl or a command, loaded once, with its two thresholds.
+
+    ``decision_threshold``: the medical probability at or above which a row is labelled medical.
+    ``dataset_min_confidence``: how confident a label must be for a dataset folder to file the image
+    under it (below: ``uncertain/``); MEDCRAWL_DATASET_MIN_CONFIDENCE, else the model's own, else None.
+    """
+
+    classifier: Classifier
+    decision_threshold: float
+    dataset_min_confidence: float | None
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, engine: str | None = None,
+             dataset_min_confidence: float | None = None) -> LoadedModel:
+        """The model (given, else as ``model_location`` finds it), loaded once per process; ModelError."""
+        classifier = _load_classifier(*model_location(model, engine))
+        if dataset_min_confidence is None:
+            dataset_min_confidence = model_dataset_min_confidence(classifier)
+        return cls(classifier, classifier.threshold, dataset_min_confidence)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LoadedModel:
+        """The crawl's model (MEDCRAWL_MODEL, MEDCRAWL_MODEL_ENGINE, MEDCRAWL_DATASET_MIN_CONFIDENCE)."""
+        read = _READ.setdefault(crawler, {})
+        if cls not in read:
+            config = Config.from_crawler(crawler)
+            read[cls] = cls.load(config.model, config.model_engine, config.dataset_min_confidence)
+        return read[cls]
+
+    def require_dataset_min_confidence(self) -> float:
+        """The dataset folder's minimum confidence; ModelError when neither setting nor model names one."""
+        if self.dataset_min_confidence is None:
+            raise ModelError(f"model in {self.classifier.model_dir} names no dataset_min_confidence in "
+                             "model.json: set MEDCRAWL_DATASET_MIN_CONFIDENCE")
+        return self.dataset_min_confidence
+
+
+_load_classifier = functools.lru_cache(maxsize=4)(Classifier.load)
+
+
+def model_dataset_min_confidence(classifier: Classifier) -> float | None:
+    """model.json's ``dataset_min_confidence`` (where the held-out ``medical/`` folder reached its purity
+    target); None when it names none, ModelError when it is not a number within 0..1."""
+    value = classifier.meta.get("dataset_min_confidence")
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ModelError(f"model in {classifier.model_dir}: dataset_min_confidence in model.json must be "
+                         f"a number within 0..1, not {value!r}")
+    return float(value)
 
 
 def samples_npm_dir() -> Path:
@@ -67,7 +124,7 @@ class _Section:
         raise NotImplementedError
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> Any:
+    def from_crawler(cls, crawler: Crawler) -> Any:
         """The crawler's settings for this concern, read and validated on first use."""
         read = _READ.setdefault(crawler, {})
         if cls not in read:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from medcrawl.files import TMP_PREFIX, repair_partial_line
 from medcrawl.items import ROW_FIELDS
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY
+from medcrawl.labels import MEDICAL, NON_MEDICAL, OTHER_MODALITY
 from medcrawl.publish import in_split, write_metadata
 
 UNUSABLE, UNCERTAIN = "unusable", "uncertain"

@@ -15,6 +15,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.statscollectors import StatsCollector
 from scrapy.utils.asyncio import create_looping_call
+from scrapy.crawler import Crawler
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 
@@ -40,7 +41,7 @@ class HarvestStats:
         self._last = (time.monotonic(), 0)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> HarvestStats:
+    def from_crawler(cls, crawler: Crawler) -> HarvestStats:
         ext = cls(crawler.stats, Config.from_crawler(crawler).logstats_interval)
         crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
@@ -117,7 +118,7 @@ class HarvestReport:
         self.rows: IO[str] | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> HarvestReport:
+    def from_crawler(cls, crawler: Crawler) -> HarvestReport:
         report = Config.from_crawler(crawler).report
         if not report:
             raise NotConfigured("MEDCRAWL_REPORT is not set")
@@ -139,11 +140,13 @@ class HarvestReport:
             self.rows.write(json.dumps(item.row(), ensure_ascii=False) + "\n")
 
     def spider_closed(self, spider: Any, reason: str) -> Deferred:
+        assert self.rows is not None
         self.rows.close()
         return threads.deferToThread(self.write)
 
     def write(self) -> None:
         """Run `medcrawl report` on the rows (in a thread: the reactor stays free)."""
+        assert self.rows is not None
         cmd = [sys.executable, "-m", "medcrawl", "report", self.rows.name, "-o", str(self.path), "-q"]
         proc = subprocess.run(cmd + (["--store", self.store] if self.store else []),
                               capture_output=True, text=True)

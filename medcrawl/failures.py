@@ -18,7 +18,7 @@ from twisted.internet import error as tx_error
 try:  # media failures that Scrapy's MediaPipeline logs without a traceback (expected outcomes)
     from scrapy.pipelines.media import _MediaRequestFiltered as QuietMediaFailure
 except ImportError:  # pragma: no cover - older/newer Scrapy: failures are logged with a traceback
-    from scrapy.pipelines.media import FileException as QuietMediaFailure
+    from scrapy.pipelines.media import FileException as QuietMediaFailure  # type: ignore[assignment]
 
 ERROR, SKIPPED = "error", "skipped"
 BY_TYPE: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (

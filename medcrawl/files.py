@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 from medcrawl.model.images import extension_for
 
 logger = logging.getLogger(__name__)

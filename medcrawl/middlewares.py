@@ -17,6 +17,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.crawler import Crawler
 from twisted.internet.defer import Deferred
 
 from medcrawl.addresses import CrawlAddressGuard
@@ -44,7 +45,11 @@ class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
         if not isinstance(pending, Deferred):
             return await super().robot_parser(request)
         fired: Deferred = Deferred()
-        pending.addBoth(lambda result: (fired.callback(None), result)[1])
+
+        def release(result: Any) -> Any:
+            fired.callback(None)
+            return result
+        pending.addBoth(release)
         await maybe_deferred_to_future(fired)
         return self._parsers[netloc]
 
@@ -72,9 +77,10 @@ class StrictRobotsTxtMiddleware(RobotsTxtMiddleware):
         logger.warning("robots.txt of %s cannot be fetched (%s): nothing on that host is crawled",
                        netloc, why)
         self._stats.inc_value("medcrawl/robots_unreachable")
-        pending, self._parsers[netloc] = self._parsers[netloc], DisallowAll()
+        pending, disallow = self._parsers[netloc], DisallowAll()
+        self._parsers[netloc] = disallow  # type: ignore[assignment]   # a RobotParser by duck typing
         if isinstance(pending, Deferred):
-            pending.callback(self._parsers[netloc])
+            pending.callback(disallow)  # type: ignore[arg-type]
 
 
 class DisallowAll:
@@ -93,12 +99,12 @@ class PrivateAddressMiddleware:
     address a response came from is checked again, so a changed DNS answer cannot slip through.
     """
 
-    def __init__(self, crawler: Any, allowed_networks: tuple):
+    def __init__(self, crawler: Crawler, allowed_networks: tuple):
         self.crawler, self.allowed = crawler, allowed_networks
         self._guard: CrawlAddressGuard | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> PrivateAddressMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> PrivateAddressMiddleware:
         return cls(crawler, LimitsConfig.from_crawler(crawler).allowed_networks)
 
     @property
@@ -135,7 +141,7 @@ async def resolve(host: str) -> list[str]:
     from twisted.internet import reactor
 
     try:
-        return [await maybe_deferred_to_future(reactor.resolve(host))]
+        return [await maybe_deferred_to_future(reactor.resolve(host))]  # type: ignore[arg-type]   # str accepted
     except Exception:  # noqa: BLE001 - resolution errors are reported by the download itself
         return []
 
@@ -149,7 +155,7 @@ class DownloadOutcomeMiddleware:
         self._received: WeakKeyDictionary[Request, int] = WeakKeyDictionary()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DownloadOutcomeMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> DownloadOutcomeMiddleware:
         mw = cls(crawler.settings.getint("DOWNLOAD_MAXSIZE"))
         crawler.signals.connect(mw.bytes_received, signal=signals.bytes_received)
         return mw
@@ -176,11 +182,11 @@ class ShutdownMiddleware:
     of the page is not (nor marked done in a JOBDIR journal, so a resumed crawl takes it again).
     """
 
-    def __init__(self, crawler: Any):
+    def __init__(self, crawler: Crawler):
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ShutdownMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> ShutdownMiddleware:
         return cls(crawler)
 
     def process_spider_output(self, response: Response, result: Any, spider: Any = None) -> Any:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from medcrawl.dedupe import GROUPS_FILE
 from medcrawl.files import TMP_PREFIX
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 
 METADATA = "metadata.jsonl"
 # The files a dataset folder keeps about its images (any other file is an image).

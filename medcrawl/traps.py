@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from scrapy import Request, signals
 from scrapy.http import Response
+from scrapy.crawler import Crawler
 
 from medcrawl.config import LimitsConfig
 
@@ -41,14 +42,14 @@ def url_pattern(url: str) -> str:
 class CrawlTrapMiddleware:
     """Drop followed requests past DEPTH_LIMIT, the pages-per-site limit or a pattern limit."""
 
-    def __init__(self, crawler: Any, limits: dict[str, int]):
+    def __init__(self, crawler: Crawler, limits: dict[str, int]):
         self.crawler, self.stats, self.limits = crawler, crawler.stats, limits
         self.per_site: Counter[str] = Counter()
         self.per_pattern: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> CrawlTrapMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> CrawlTrapMiddleware:
         config = LimitsConfig.from_crawler(crawler)
         limits = {"depth": crawler.settings.getint("DEPTH_LIMIT"),
                   "pages_per_site": config.max_pages_per_site,

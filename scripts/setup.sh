@@ -25,7 +25,9 @@ if ! .venv/bin/python -c "import medcrawl, scrapy, tensorflow, fitz, gradio" 2>/
   echo "setup: pip install -r requirements.txt"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements.txt
-  .venv/bin/pip install -q --no-deps -e .
+  # setuptools warns on every editable install ("Editable installation ... careful with folders named
+  # like the package"); the install is meant to be editable, so the set-up's output leaves it out.
+  PYTHONWARNINGS="ignore:Editable installation" .venv/bin/pip install -q --no-deps -e .
   touch .venv/.installed
 fi
 PYTHON=.venv/bin/python bash scripts/install_sample_packages.sh

@@ -1,86 +1,22 @@
-"""Shared fixtures: the one local HTTP server (a folder, or routes in memory), and the real classifier loaded once."""
+"""Shared fixtures: the one local HTTP server (a folder, or routes in memory), the real classifier loaded
+once, model directories, Redis, the fixture site and the browser; the helpers behind them are in tests/support/."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from medcrawl.oneoff.localserver import QuietHandler, folder_handler, serving
+from tests.support.browser import CHROMIUM
+from tests.support.scale_helpers import free_port, wait_for
+from tests.support.servers import ServerState, serve_folder
 
-
-class RecordingHandler(QuietHandler):
-    """Serve a folder; record every request; honour per-path Content-Type and slow paths."""
-
-    def __init__(self, *args, server_state: ServerState, **kwargs):
-        self.state = server_state
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = self.path.split("?", 1)[0]
-        self.state.requests.append((self.headers.get("Host", ""), self.path))
-        if path in self.state.slow:
-            time.sleep(self.state.slow_seconds)
-        super().do_GET()
-
-    def guess_type(self, path) -> str:
-        request_path = self.path.split("?", 1)[0]
-        return self.state.content_types.get(request_path) or super().guess_type(path)
-
-
-class ServerState:
-    """What a test server was asked for, and how it should answer."""
-
-    def __init__(self, content_types: dict[str, str] | None = None, slow: set[str] | None = None,
-                 slow_seconds: float = 6.0):
-        self.content_types, self.slow = content_types or {}, slow or set()
-        self.slow_seconds = slow_seconds
-        self.requests: list[tuple[str, str]] = []
-
-    def paths(self, host_prefix: str = "") -> list[str]:
-        """Request paths (without query), optionally only those sent to one Host header."""
-        return [p.split("?", 1)[0] for host, p in self.requests if host.startswith(host_prefix)]
-
-
-@contextmanager
-def serve_folder(folder: Path, state: ServerState | None = None) -> Iterator[tuple[str, ServerState]]:
-    """Serve ``folder`` on 127.0.0.1 at a free port; yield (port-qualified base URL, state)."""
-    state = state or ServerState()
-    with serving(folder_handler(folder, RecordingHandler, server_state=state)) as base:
-        yield base, state
-
-
-class RoutesHandler(BaseHTTPRequestHandler):
-    """Answer GETs from an in-memory table {path: (body, content type)}, 404 otherwise; record paths."""
-
-    routes: dict[str, tuple[bytes, str]] = {}
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.hits.append(self.path)
-        body, ctype = self.routes.get(self.path, (b"not found", "text/plain"))
-        self.send_response(200 if self.path in self.routes else 404)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep test output quiet
-        pass
-
-
-@contextmanager
-def serve_routes(routes: dict[str, tuple[bytes, str]], hits: list[str] | None = None) -> Iterator[str]:
-    """Serve ``routes`` on 127.0.0.1 at a free port (paths asked for go to ``hits``); yield the base URL."""
-    handler = type("Routes", (RoutesHandler,), {"routes": routes, "hits": [] if hits is None else hits})
-    with serving(handler) as base:
-        yield base
+if TYPE_CHECKING:
+    from tests.support.crawls import SiteServer
 
 
 @pytest.fixture
@@ -95,7 +31,6 @@ def redis_url(tmp_path):
     """A throw-away redis-server on 127.0.0.1 (no persistence), killed at the end: (URL, client)."""
     import redis
 
-    from scale_helpers import free_port, wait_for
 
     if shutil.which("redis-server") is None:
         pytest.skip("Debian package redis-server is not installed")
@@ -132,7 +67,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def modality_model(tmp_path_factory) -> Path:
     """A model directory with a modality head: the default model's, else one built for the session."""
-    from modality_model import modality_model_dir
+    from tests.support.modality_model import modality_model_dir
 
     return modality_model_dir(tmp_path_factory.mktemp("models"))
 
@@ -140,7 +75,7 @@ def modality_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def one_output_model(tmp_path_factory) -> Path:
     """A model without a modality head (random weights, 64 px): what the product does with one."""
-    from modality_model import build_one_output_model
+    from tests.support.modality_model import build_one_output_model
 
     return build_one_output_model(tmp_path_factory.mktemp("one-output"))
 
@@ -151,10 +86,26 @@ def serve() -> Callable:
     return serve_folder
 
 
-def corrupted_copy(model_dir: Path, dest: Path, filename: str) -> Path:
-    """A copy of a model directory with one byte of one of its files flipped."""
-    shutil.copytree(model_dir, dest)
-    blob = bytearray((dest / filename).read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    (dest / filename).write_bytes(bytes(blob))
-    return dest
+@pytest.fixture(scope="module")
+def site_server(tmp_path_factory, serve) -> Iterator[SiteServer]:
+    """The generated fixture site (tests/support/site_fixture.py), served for a module's crawls."""
+    from tests.support.crawls import SLOW_TIMEOUT, SiteServer
+    from tests.support.site_fixture import build_site
+
+    root = tmp_path_factory.mktemp("site")
+    with serve(root) as (base, state):
+        site = build_site(root, base, base.replace("127.0.0.1", "localhost"))
+        state.content_types.update(site.content_types)
+        state.slow.update(site.slow)
+        state.slow_seconds = SLOW_TIMEOUT + 3
+        yield SiteServer(site, state)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()

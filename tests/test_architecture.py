@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "medcrawl"
 # Top-level modules outside the crawl layer (every other top-level module belongs to the crawl).
 # A new Scrapy-free module that several layers use goes into SHARED, here and in ARCHITECTURE.md.
-SCHEMA = ("medcrawl", "medcrawl.items")
+SCHEMA = ("medcrawl", "medcrawl.items", "medcrawl.labels")
 SHARED = ("medcrawl.config", "medcrawl.files", "medcrawl.corrections", "medcrawl.settings",
           "medcrawl.addresses", "medcrawl.nearduplicates", "medcrawl.splits", "medcrawl.dedupe",
           "medcrawl.publish")
@@ -28,6 +28,8 @@ RULES: dict[str, tuple[frozenset[str], bool]] = {
     "scaleout": (frozenset({"schema", "shared", "model", "scaleout"}), True),
     "crawl": (frozenset({"schema", "shared", "model", "extract", "scaleout", "crawl"}), True),
 }
+# Layers that may use only part of the model layer: image decoding, never the model API.
+MODEL_PART = {"extract": ("medcrawl.model.images",), "samples": ("medcrawl.model.images",)}
 
 
 def layer_of(module: str) -> str:
@@ -89,6 +91,10 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
         elif top == "medcrawl" and layer_of(name) not in allowed:
             problems.append(f"{module}:{line} imports {name} ({layer_of(name)} layer): not allowed in the "
                             f"{layer} layer, which imports {', '.join(sorted(allowed))} (ARCHITECTURE.md)")
+        elif top == "medcrawl" and layer_of(name) == "model" and layer in MODEL_PART \
+                and not name.startswith(MODEL_PART[layer]):
+            problems.append(f"{module}:{line} imports {name}: the {layer} layer uses only "
+                            f"{', '.join(MODEL_PART[layer])} of the model layer (ARCHITECTURE.md)")
     return problems
 
 
@@ -117,6 +123,9 @@ def test_every_layer_has_modules():
     ("medcrawl.oneoff.demo", "from training import package_data", "never imports training"),
     ("medcrawl.oneoff.ui", "import scrapy.settings", "without Scrapy"),
     ("medcrawl.model.labelling", "from ..oneoff import cli", "not allowed"),
+    ("medcrawl.samples.hard", "from medcrawl.model.classifier import Classifier", "uses only"),
+    ("medcrawl.extract.html", "from medcrawl.model import labelling", "uses only"),
+    ("medcrawl.labels", "from medcrawl.model.images import open_image", "not allowed"),
 ])
 def test_a_forbidden_import_is_reported(module: str, source: str, complaint: str):
     problems = violations(module, source)
@@ -129,6 +138,8 @@ def test_a_forbidden_import_is_reported(module: str, source: str, complaint: str
     ("medcrawl.model.labelling", "from ..items import ImageItem"),
     ("medcrawl.scaleout.contentindex", "from medcrawl.config import IndexConfig"),
     ("medcrawl.samples.dicom", "from medcrawl.extract.dicom import render_frame"),
+    ("medcrawl.samples.hard", "from medcrawl.labels import MEDICAL, NON_MEDICAL"),
+    ("medcrawl.extract.pdf", "from medcrawl.model.images import DEFAULT_MAX_PIXELS"),
 ])
 def test_an_allowed_import_is_not_reported(module: str, source: str):
     assert violations(module, source) == []

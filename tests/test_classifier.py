@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
 
-from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY, Classifier, ModelError, dataset_min_confidence
-from conftest import corrupted_copy
-from oneoff_assets import mri_png, photo_jpeg
+from medcrawl.labels import MODALITIES, OTHER_MODALITY
+from medcrawl.config import LoadedModel
+from medcrawl.model.classifier import Classifier, ModelError
+from tests.support.modality_model import corrupted_copy
+from tests.support.oneoff_assets import mri_png, photo_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +78,16 @@ def test_one_output_model_has_no_modality(one_output_model):
         assert clf.predict_all(batch(clf, 4)).modality is None
 
 
-def test_dataset_min_confidence_is_the_models(modality_model, tmp_path):
-    assert dataset_min_confidence(edited(modality_model, tmp_path / "named", dataset_min_confidence=0.9)) == 0.9
+def test_the_model_is_loaded_once_with_its_two_thresholds(modality_model, tmp_path):
+    named = edited(modality_model, tmp_path / "named", dataset_min_confidence=0.9, threshold=0.4)
+    model = LoadedModel.load(named)
+    assert (model.decision_threshold, model.dataset_min_confidence) == (0.4, 0.9)
+    assert LoadedModel.load(named).classifier is model.classifier                   # once per process
+    assert LoadedModel.load(named, dataset_min_confidence=0.5).dataset_min_confidence == 0.5   # the setting
+    unnamed = LoadedModel.load(edited(modality_model, tmp_path / "unnamed", dataset_min_confidence=None))
+    assert unnamed.dataset_min_confidence is None
     with pytest.raises(ModelError, match="MEDCRAWL_DATASET_MIN_CONFIDENCE"):
-        dataset_min_confidence(edited(modality_model, tmp_path / "unnamed", dataset_min_confidence=None))
+        unnamed.require_dataset_min_confidence()
 
 
 def edited(src, dest, **changes):
@@ -133,3 +142,10 @@ def test_labelling_fills_the_modality_and_keeps_a_tag(engines):
     label_items(clf, [same, differs], min_size=0)         # a modality from a DICOM tag stays
     assert (same.modality, same.model_modality, same.modality_confidence) == (expected.modality, "", 1.0)
     assert (differs.modality, differs.model_modality) == (other, expected.modality)
+
+
+def test_native_info_lines_are_dropped_and_the_rest_passed_on(capfd):
+    from medcrawl.model.quiet import native_info_silenced
+    with native_info_silenced():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nWARNING: kept\n")
+    assert capfd.readouterr().err == "WARNING: kept\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -13,12 +12,12 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from medcrawl.config import model_location
-from medcrawl.model.classifier import load_shared
+from medcrawl.config import LoadedModel
 from medcrawl.oneoff.cli import main
+from tests.support.cli import classify
 from medcrawl.items import ROW_FIELDS
-from conftest import serve_routes
-from oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
+from tests.support.servers import serve_routes
+from tests.support.oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
 
 PHOTO, MRI = photo_jpeg(), mri_png()
 PDF = make_pdf([PHOTO, MRI])
@@ -27,7 +26,7 @@ SHA = {name: hashlib.sha256(data).hexdigest() for name, data in (("photo", PHOTO
 
 @pytest.fixture(scope="session")
 def classifier():
-    return load_shared(*model_location())          # the committed model, once per session
+    return LoadedModel.load().classifier          # the committed model, once per session
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +59,6 @@ HITS: list[str] = []
 def server():
     with serve_routes(ROUTES, HITS) as base:
         yield base
-
-
-def classify(capsys, *args) -> tuple[int, list[dict], str]:
-    """Run `medcrawl classify ARGS --format jsonl` in-process; (exit code, rows, stderr)."""
-    code = main(["classify", "--format", "jsonl", "-q", *map(str, args)])
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines()], err
 
 
 def by_name(rows: list[dict], root: Path) -> dict[str, dict]:
@@ -115,7 +107,8 @@ def test_csv_and_table_formats(capsys, folder, tmp_path):
     assert main(["classify", str(folder / "photo.jpg"), str(folder / "scans")]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["image", "type", "page", "size", "label", "confidence", "modality", "status"]
+    assert lines[0].split() == ["image", "type", "page", "size", "label", "confidence", "modality", "status",
+                                "caption"]
     assert len(lines) == 4 and "512x600" in lines[1] and "non-medical" in lines[1]
     assert "medical" in lines[2] and "mri" in lines[2]
     assert "3 images: 2 medical, 1 non-medical, 0 skipped, 0 unreadable" in err
@@ -272,6 +265,7 @@ def test_console_script_subprocess(folder, tmp_path):
     rows = list(csv.DictReader(proc.stdout.splitlines()))
     assert [r["label"] for r in rows] == ["non-medical", "medical"]
     assert "2 images: 1 medical, 1 non-medical" in proc.stderr
+    assert "XNNPACK" not in proc.stderr and "INFO" not in proc.stderr         # LiteRT's notice kept off
     proc = subprocess.run([sys.executable, "-m", "medcrawl", "classify", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--export-medical" in proc.stdout

@@ -84,6 +84,7 @@ def test_sqlite_location_opens_a_sqlite_index(tmp_path):
     index.close()
 
 
+@pytest.mark.slow
 def test_redis_index_one_worker_claims_new_content(redis_url):
     url, _ = redis_url
     first, second = (RedisContentIndex.from_url(url, "t:index", claim_ttl=60) for _ in range(2))
@@ -96,6 +97,7 @@ def test_redis_index_one_worker_claims_new_content(redis_url):
     assert first.counts() == {"contents": 1, "urls": 0}
 
 
+@pytest.mark.slow
 def test_redis_index_waits_for_the_verdict_another_worker_produces(redis_url):
     url, _ = redis_url
     owner, waiter = (RedisContentIndex.from_url(url, "t:index") for _ in range(2))

@@ -5,96 +5,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import ServerState
+from tests.support.crawls import REPO, Crawl, run_crawl, scrapy_crawl
 from medcrawl.items import ROW_FIELDS
 from medcrawl.spiders.site import SiteSpider
-from site_fixture import Site, build_site
 
 MIN_CONFIDENCE = 0.75
-SLOW_TIMEOUT = 2
-MAXSIZE = 1024 * 1024
-REPO = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Crawl:
-    """One finished crawl: its outputs and what the server saw."""
-
-    site: Site
-    workdir: Path
-    returncode: int
-    rows: list[dict]
-    csv_rows: list[dict]
-    csv_header: list[str]
-    log: str
-    stats: dict[str, int]
-    requests: list[tuple[str, str]]
-
-    def html_rows(self) -> list[dict]:
-        return [r for r in self.rows if r["source_type"] == "html"]
-
-    def by_url(self, url: str) -> list[dict]:
-        return [r for r in self.rows if r["image_url"] == url]
-
-
-def scrapy_crawl(cwd: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    """Run `scrapy crawl site ARGS` in cwd: the repository root finds scrapy.cfg, others need the env."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if cwd != REPO:
-        env["SCRAPY_SETTINGS_MODULE"] = "medcrawl.settings"
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "site", *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@dataclass
-class SiteServer:
-    """The fixture site, served on 127.0.0.1 (and as localhost) for the whole module."""
-
-    site: Site
-    state: ServerState
-
-
-@pytest.fixture(scope="module")
-def site_server(tmp_path_factory, serve) -> Iterator[SiteServer]:
-    root = tmp_path_factory.mktemp("site")
-    with serve(root) as (base, state):
-        site = build_site(root, base, base.replace("127.0.0.1", "localhost"))
-        state.content_types.update(site.content_types)
-        state.slow.update(site.slow)
-        state.slow_seconds = SLOW_TIMEOUT + 3
-        yield SiteServer(site, state)
-
-
-def run_crawl(server: SiteServer, workdir: Path, *args: str, cwd: Path | None = None) -> Crawl:
-    """Crawl the fixture site with test-speed settings; outputs go to workdir (cwd: workdir)."""
-    first_request = len(server.state.requests)
-    proc = scrapy_crawl(
-        cwd or workdir, *args, "-O", f"{workdir}/rows.jsonl", "-O", f"{workdir}/rows.csv",
-        "-s", f"DOWNLOAD_TIMEOUT={SLOW_TIMEOUT}", "-s", "RETRY_TIMES=0", "-s", f"DOWNLOAD_MAXSIZE={MAXSIZE}",
-        "-s", "AUTOTHROTTLE_START_DELAY=0.2", "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.5",
-        "-s", f"LOG_FILE={workdir}/crawl.log")
-    log = (workdir / "crawl.log").read_text() if (workdir / "crawl.log").exists() else ""
-    assert proc.returncode == 0, log[-4000:] + proc.stderr[-2000:]
-    rows = [json.loads(line) for line in (workdir / "rows.jsonl").read_text().splitlines()]
-    with open(workdir / "rows.csv", newline="") as fh:
-        reader = csv.DictReader(fh)
-        csv_rows, header = list(reader), list(reader.fieldnames or [])
-    stats = {k: int(v) for k, v in re.findall(r"'(medcrawl/[^']+)': (\d+)", log)}
-    requests = server.state.requests[first_request:]
-    return Crawl(server.site, workdir, proc.returncode, rows, csv_rows, header, log, stats, requests)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +30,7 @@ def crawl(site_server, tmp_path_factory) -> Crawl:
 
 # ---- rows ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_page_image_found_with_its_outcome(crawl):
     got = {(r["image_url"], r["source_url"]): r for r in crawl.html_rows()}
     expected = {key: exp for key, exp in crawl.site.rows.items() if exp.source_type == "html"}
@@ -119,6 +42,7 @@ def test_every_page_image_found_with_its_outcome(crawl):
             assert row["format"] == exp.fmt, row
 
 
+@pytest.mark.slow
 def test_one_row_per_occurrence(crawl):
     counts = Counter((r["image_url"], r["source_url"]) for r in crawl.rows)
     assert max(counts.values()) == 1
@@ -127,6 +51,7 @@ def test_one_row_per_occurrence(crawl):
         [crawl.site.url(""), crawl.site.url("index.html"), crawl.site.url("loop-b.html")])
 
 
+@pytest.mark.slow
 def test_pdf_images_extracted_once_per_xref_with_page(crawl):
     for pdf_url, expected in crawl.site.pdf_images.items():
         rows = [r for r in crawl.rows if r["image_url"].startswith(pdf_url + "#")]
@@ -137,6 +62,7 @@ def test_pdf_images_extracted_once_per_xref_with_page(crawl):
             assert (row["source_type"], row["source_url"], row["status"]) == ("pdf", pdf_url, "ok")
 
 
+@pytest.mark.slow
 def test_unreadable_or_imageless_pdfs_give_one_row_each(crawl):
     for (url, _), exp in crawl.site.rows.items():
         if exp.source_type == "pdf":
@@ -146,6 +72,7 @@ def test_unreadable_or_imageless_pdfs_give_one_row_each(crawl):
                 "pdf", exp.status, exp.reason)
 
 
+@pytest.mark.slow
 def test_no_unexpected_rows(crawl):
     pdf_prefixes = tuple(f"{url}#" for url in crawl.site.pdf_images)
     extra = [r for r in crawl.rows if (r["image_url"], r["source_url"]) not in crawl.site.rows
@@ -155,6 +82,7 @@ def test_no_unexpected_rows(crawl):
     assert len(crawl.rows) == expected_total
 
 
+@pytest.mark.slow
 def test_labels_are_consistent(crawl):
     ok = [r for r in crawl.rows if r["status"] == "ok"]
     assert ok
@@ -168,6 +96,7 @@ def test_labels_are_consistent(crawl):
             assert row["label"] == "" and row["medical_probability"] is None and row["error"]
 
 
+@pytest.mark.slow
 def test_real_images_get_plausible_labels(crawl):
     """The committed model on real pictures: an MRI slice is medical; a portrait and a logo are not."""
     label = {r["image_url"]: r["label"] for r in crawl.html_rows()}
@@ -176,6 +105,7 @@ def test_real_images_get_plausible_labels(crawl):
     assert label[crawl.site.url("img/logo2.png")] == "non-medical"
 
 
+@pytest.mark.slow
 def test_sizes_match_the_source_images(crawl):
     for row in crawl.html_rows():
         body = crawl.site.bodies.get(row["image_url"])
@@ -186,6 +116,7 @@ def test_sizes_match_the_source_images(crawl):
 
 # ---- feeds -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_csv_and_jsonl_hold_the_same_rows(crawl):
     assert crawl.csv_header == list(ROW_FIELDS)
     assert all(set(r) == set(ROW_FIELDS) for r in crawl.rows)
@@ -199,6 +130,7 @@ def test_csv_and_jsonl_hold_the_same_rows(crawl):
 
 # ---- storage ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_images_stored_once_by_content_as_original_bytes(crawl):
     store = crawl.workdir / "images"
     files = {p.relative_to(store).as_posix(): p for p in store.rglob("*") if p.is_file()}
@@ -214,6 +146,7 @@ def test_images_stored_once_by_content_as_original_bytes(crawl):
     assert len(files) == len({r["sha256"] for r in stored_rows})
 
 
+@pytest.mark.slow
 def test_same_bytes_under_many_urls_share_one_file(crawl):
     grace = hashlib.sha256(crawl.site.bodies[crawl.site.url("img/grace_hopper.jpg")]).hexdigest()
     rows = [r for r in crawl.rows if r["sha256"] == grace]
@@ -222,12 +155,14 @@ def test_same_bytes_under_many_urls_share_one_file(crawl):
     assert len({r["path"] for r in rows}) == 1
 
 
+@pytest.mark.slow
 def test_every_ok_image_is_stored(crawl):
     assert all(r["path"] and r["sha256"] for r in crawl.rows if r["status"] == "ok")
 
 
 # ---- politeness and link following -------------------------------------------------------------
 
+@pytest.mark.slow
 def test_robots_offsite_and_unused_candidates_never_fetched(crawl):
     paths = [p for _, p in crawl.requests]
     fetched = {p.split("?")[0] for p in paths}
@@ -236,6 +171,7 @@ def test_robots_offsite_and_unused_candidates_never_fetched(crawl):
     assert not any(p.startswith("/private/") for p in fetched)
 
 
+@pytest.mark.slow
 def test_loops_and_fragments_fetch_each_page_once(crawl):
     counts = Counter(p for host, p in crawl.requests if host.startswith("127.0.0.1"))
     pages = ("/", "/index.html", "/markup.html", "/loop-a.html", "/loop-b.html", "/bad.html", "/pdfs.html")
@@ -245,6 +181,7 @@ def test_loops_and_fragments_fetch_each_page_once(crawl):
     assert not any("#" in p for _, p in crawl.requests)
 
 
+@pytest.mark.slow
 def test_images_on_a_second_host_are_fetched(crawl):
     other_host = crawl.site.other.split("//")[1]
     assert ("/cdn/cdn.jpg" in [p for host, p in crawl.requests if host == other_host])
@@ -252,6 +189,7 @@ def test_images_on_a_second_host_are_fetched(crawl):
 
 # ---- stats, log, dataset -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_stats_count_every_outcome(crawl):
     s, rows = crawl.stats, crawl.rows
     assert s["medcrawl/rows"] == s["medcrawl/images_found"] == len(rows)
@@ -266,6 +204,7 @@ def test_stats_count_every_outcome(crawl):
     assert s["medcrawl/pdfs"] == len(crawl.site.pdf_images) + 3     # + encrypted, broken, text-only
 
 
+@pytest.mark.slow
 def test_progress_and_closing_log_lines(crawl):
     assert re.search(r"\[medcrawl\.extensions\] INFO: Harvest: \d+ images found, \d+ rows done .* rows/min",
                      crawl.log)
@@ -274,6 +213,7 @@ def test_progress_and_closing_log_lines(crawl):
     assert "Traceback" not in crawl.log
 
 
+@pytest.mark.slow
 def test_dataset_holds_unique_images_unconfident_ones_in_uncertain(crawl):
     root = crawl.workdir / "dataset"
     chosen = [r for r in crawl.rows if r["status"] == "ok"]
@@ -293,6 +233,7 @@ def test_dataset_holds_unique_images_unconfident_ones_in_uncertain(crawl):
 
 # ---- start-up failure --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_missing_model_stops_the_crawl_at_start(tmp_path):
     proc = scrapy_crawl(tmp_path, "-a", "start_urls=http://127.0.0.1:9/", "-O", "rows.csv",
                         "-s", f"MEDCRAWL_MODEL={tmp_path / 'no-such-model'}", timeout=120)
@@ -304,6 +245,7 @@ def test_missing_model_stops_the_crawl_at_start(tmp_path):
 
 # ---- spider arguments --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_seed_file_and_max_depth_limit_link_following(site_server, tmp_path):
     """Also the plain `scrapy crawl site ...` from the repository root (scrapy.cfg)."""
     site = site_server.site

@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 
 from medcrawl.oneoff.localserver import serving
-from pdf_bombs import flate_bomb
-from scale_helpers import read_jsonl, run_crawl, start_crawl, stats_from_log, wait_for
+from tests.support.pdf_bombs import flate_bomb
+from tests.support.scale_helpers import read_jsonl, run_crawl, start_crawl, stats_from_log, wait_for
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]   # slow: crawls
 
 
 def png(seed: int, size: int = 96) -> bytes:

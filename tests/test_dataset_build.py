@@ -18,13 +18,13 @@ from huggingface_hub import DatasetCard
 from PIL import Image
 from scrapy.utils.test import get_crawler
 
-from medcrawl.config import Config, model_location
+from medcrawl.config import Config, LoadedModel, model_location
 from medcrawl.corrections import MANIFEST_FIELDS, DatasetDir
 from medcrawl.items import ImageItem
 from medcrawl.model.labelling import label_items
 from medcrawl.pipelines.dataset import DatasetPipeline, build_info
 from medcrawl.splits import parse_splits, split_for
-from oneoff_assets import mri_png, photo_jpeg
+from tests.support.oneoff_assets import mri_png, photo_jpeg
 from training.data import scan
 
 SPLITS = (("train", 0.5), ("validation", 0.25), ("test", 0.25))
@@ -54,7 +54,8 @@ class Folder:
 
     def open(self) -> DatasetPipeline:
         pipeline = DatasetPipeline(self.root, 0.0, get_crawler().stats, self.config,
-                                   build=build_info(self.config, 0.0))
+                                   build=build_info(self.config, LoadedModel(self.classifier, self.classifier.threshold, 0.0),
+                                                    0.0))
         pipeline.open_spider()
         return pipeline
 

@@ -11,17 +11,23 @@ from collections import defaultdict
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pytest
 from PIL import Image
 
 from medcrawl.splits import parse_splits, split_for
-from oneoff_assets import make_pdf, mri_png, photo_jpeg
-from test_crawl import scrapy_crawl
+from tests.support.crawls import scrapy_crawl
+from tests.support.oneoff_assets import make_pdf, mri_png, photo_jpeg
+
+pytestmark = pytest.mark.slow                       # slow: a crawl
 
 SPLITS = "train:0.5,validation:0.25,test:0.25"
 ARTICLES = 8
 LICENSE = "https://creativecommons.org/licenses/by/4.0/"
+# Articles under another licence than LICENSE (None: the page declares none), and the dataset's filter.
+OTHER_LICENSES = {5: "https://creativecommons.org/licenses/by-nc/4.0/", 6: None,
+                  7: "https://creativecommons.org/publicdomain/zero/1.0/"}
+SPDX = {LICENSE: "CC-BY-4.0", OTHER_LICENSES[5]: "CC-BY-NC-4.0", None: "", OTHER_LICENSES[7]: "CC0-1.0"}
+ALLOWED = ("CC-BY-4.0", "CC0-1.0")
 
 
 def jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -48,13 +54,16 @@ def compound(panels: list[Image.Image], gutter: int = 8) -> Image.Image:
     return figure
 
 
-def article(title: str, figures: list[tuple[str, str, str]]) -> str:
-    """An article page: licence meta tag and link, figures with alt text and captions."""
+def article(title: str, figures: list[tuple[str, str, str]], license: str | None = LICENSE) -> str:
+    """An article page: licence meta tag and link (none when ``license`` is None), figures with alt
+    text and captions."""
     body = "".join(f'<figure><img src="{src}" alt="{alt}"><figcaption>{caption}</figcaption></figure>'
                    for src, alt, caption in figures)
-    return (f'<html><head><title>{title}</title><meta name="dc.rights" content="{LICENSE}">'
-            f'<link rel="license" href="{LICENSE}"></head><body><h1>{title}</h1>{body}'
-            f'<p>Licensed under <a rel="license" href="{LICENSE}">CC BY 4.0</a>.</p></body></html>')
+    head = (f'<meta name="dc.rights" content="{license}"><link rel="license" href="{license}">'
+            if license else "")
+    notice = f'<p>Licensed under <a rel="license" href="{license}">{license}</a>.</p>' if license else ""
+    return (f'<html><head><title>{title}</title>{head}</head><body><h1>{title}</h1>{body}{notice}'
+            f'</body></html>')
 
 
 class Journal:
@@ -76,7 +85,7 @@ class Journal:
         figures[3].append(self.image("img/portrait-medium.jpg", jpeg(photo.resize((384, 450)), 80),
                                      "Figure 2. The portrait again.", "portrait"))
         for n, figs in figures.items():
-            self.write(f"article/{n}.html", article(f"Article {n}", figs))
+            self.write(f"article/{n}.html", article(f"Article {n}", figs, OTHER_LICENSES.get(n, LICENSE)))
             self.pages.append(f"article/{n}.html")
         self.write("article/supplement.pdf", make_pdf([mri_png()]))
         links = "".join(f'<a href="{p}">{p}</a> ' for p in [*self.pages, "article/supplement.pdf"])
@@ -108,6 +117,7 @@ def harvest(tmp_path_factory, serve):
         proc = scrapy_crawl(work, "-a", f"start_urls={base}/", "-O", f"{work}/rows.jsonl",
                             "-s", "MEDCRAWL_DATASET_DIR=dataset", "-s", "MEDCRAWL_DATASET_MIN_CONFIDENCE=0",
                             "-s", f"MEDCRAWL_DATASET_SPLITS={SPLITS}", "-s", "MEDCRAWL_SPLIT_PANELS=True",
+                            "-s", f"MEDCRAWL_DATASET_LICENSES={','.join(ALLOWED)}",
                             "-s", "MEDCRAWL_BATCH_MAX_WAIT=0.3", "-s", "AUTOTHROTTLE_START_DELAY=0.1",
                             "-s", f"LOG_FILE={work}/crawl.log")
     log = (work / "crawl.log").read_text() if (work / "crawl.log").exists() else ""
@@ -120,6 +130,31 @@ def harvest(tmp_path_factory, serve):
 
 def name(url: str) -> str:
     return url.rsplit("/", 1)[-1]
+
+
+def page_license(source_url: str) -> str:
+    """The SPDX licence the test site's page (or the PDF, which declares none) gives its images."""
+    page = source_url.rsplit("/", 1)[-1]
+    if not page.endswith(".html"):
+        return ""
+    return SPDX[OTHER_LICENSES.get(int(page.removesuffix(".html")), LICENSE)]
+
+
+def test_only_listed_licences_enter_the_dataset_every_image_keeps_its_row(harvest):
+    journal, base, root, rows, manifest = harvest
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {name(r["image_url"]) for r in ok} >= {name(path) for path in journal.images}
+    assert all(r["license"] == page_license(r["source_url"]) for r in rows), [
+        (r["source_url"], r["license"]) for r in rows]
+    assert {r["license"] for r in ok} == {"CC-BY-4.0", "CC-BY-NC-4.0", "", "CC0-1.0"}
+    assert manifest and all(r["license"] in ALLOWED for r in manifest)
+    entered = {(r["image_url"], r["source_url"]) for r in manifest}
+    assert entered == {(r["image_url"], r["source_url"]) for r in ok if r["license"] in ALLOWED}
+    assert f"{base}/article/7.html" in {r["source_url"] for r in manifest}          # CC0 enters too
+    files = {p.stem for p in root.rglob("*.jpg")}
+    for n in (5, 6):                                  # another licence, or none: a feed row, no file
+        own = next(r for r in ok if name(r["image_url"]) == f"own-{n}.jpg")
+        assert own["sha256"] not in files and own["source_url"] == f"{base}/article/{n}.html"
 
 
 def test_every_row_says_whether_it_is_compound(harvest):
@@ -147,7 +182,7 @@ def test_near_duplicates_leave_one_file_the_largest(harvest):
     assert len(portrait) == 3
     files = {r["file"] for r in portrait.values()}
     assert len(files) == 1 and Path(files.pop()).stem == largest
-    assert sum(1 for p in root.rglob(f"*.jpg") if p.stem in portrait) == 1
+    assert sum(1 for p in root.rglob("*.jpg") if p.stem in portrait) == 1
     assert {sha: r["duplicate_of"] for sha, r in portrait.items()} == {
         sha: "" if sha == largest else largest for sha in portrait}
     feed = {r["sha256"]: r["duplicate_of"] for r in rows if r["sha256"] in portrait}

@@ -5,13 +5,12 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from medcrawl.config import model_location
+from medcrawl.config import LoadedModel
 from medcrawl.items import ROW_FIELDS
-from medcrawl.model.classifier import dataset_min_confidence
+from medcrawl.oneoff.demo import DemoSite, SiteImage, summarise
 from medcrawl.publish import FOLDER_FILES
 
 
@@ -30,6 +29,7 @@ def by_file(rows):
     return {r["image_url"].rsplit("/", 1)[-1]: r for r in rows if r["source_type"] == "html"}
 
 
+@pytest.mark.slow
 def test_feeds_hold_the_same_rows_with_the_row_columns(demo):
     out, stdout, rows = demo
     assert str(out / "feed.csv") in stdout and "medical" in stdout
@@ -39,6 +39,7 @@ def test_feeds_hold_the_same_rows_with_the_row_columns(demo):
     assert sorted(r["image_url"] for r in jsonl) == sorted(r["image_url"] for r in rows)
 
 
+@pytest.mark.slow
 def test_every_embedding_style_is_found_and_labelled(demo):
     out, _, rows = demo
     pages = " ".join(p.read_text() for p in (out / "site").glob("*.html"))
@@ -53,6 +54,7 @@ def test_every_embedding_style_is_found_and_labelled(demo):
     assert {r["label"] for r in ok} == {"medical", "non-medical"}
 
 
+@pytest.mark.slow
 def test_pdf_images_and_bad_images_get_their_own_rows(demo):
     _, _, rows = demo
     pdf = [r for r in rows if r["source_type"] == "pdf"]
@@ -63,6 +65,7 @@ def test_pdf_images_and_bad_images_get_their_own_rows(demo):
     assert {name: (found[name]["status"], found[name]["error"]) for name in expected} == expected
 
 
+@pytest.mark.slow
 def test_each_page_is_crawled_once(demo):
     _, _, rows = demo
     html = [r for r in rows if r["source_type"] == "html"]
@@ -71,6 +74,7 @@ def test_each_page_is_crawled_once(demo):
     assert len(pairs) == len(set(pairs))
 
 
+@pytest.mark.slow
 def test_dataset_holds_confident_images(demo):
     out, _, rows = demo
     dataset = out / "dataset"
@@ -80,6 +84,38 @@ def test_dataset_holds_confident_images(demo):
     ok_hashes = {r["sha256"] for r in rows if r["status"] == "ok"}
     assert all(p.stem in ok_hashes for p in files)
     # No MEDCRAWL_DATASET_MIN_CONFIDENCE given: the model's own minimum sorts confident from uncertain.
-    minimum = dataset_min_confidence(Path(model_location()[0]))
+    minimum = LoadedModel.load().dataset_min_confidence
     confidence = {r["sha256"]: float(r["confidence"]) for r in rows if r["status"] == "ok"}
     assert all((confidence[p.stem] >= minimum) == (p.parent.name != "uncertain") for p in files)
+
+
+@pytest.mark.slow
+def test_the_demo_writes_its_report_and_prints_where(demo):
+    out, stdout, rows = demo
+    report = out / "report.html"
+    assert f"report:  {report}" in stdout and report.is_file()
+    assert len(list((out / "report_files").iterdir())) >= sum(r["status"] == "ok" for r in rows) // 2
+
+
+def test_the_summary_names_the_images_that_disagree_with_their_package(tmp_path):
+    site = DemoSite(tmp_path / "site", images=[SiteImage("img/001-xray.png", "medical", "xray", "a" * 64),
+                                               SiteImage("img/002-photo.jpg", "non-medical", "photo", "b" * 64)],
+                    pdf_images=[SiteImage("img/003-ct.png", "medical", "ct", "c" * 64)])
+    base = "http://127.0.0.1:8000"
+    rows = [{"image_url": f"{base}/img/001-xray.png", "source_url": f"{base}/", "source_type": "html",
+             "pdf_page": "", "sha256": "a" * 64, "label": "non-medical", "confidence": "0.61", "status": "ok",
+             "error": ""},
+            {"image_url": f"{base}/img/002-photo.jpg", "source_url": f"{base}/", "source_type": "html",
+             "pdf_page": "", "sha256": "b" * 64, "label": "non-medical", "confidence": "0.98", "status": "ok",
+             "error": ""},
+            {"image_url": f"{base}/report.pdf#xref=7", "source_url": f"{base}/report.pdf", "source_type": "pdf",
+             "pdf_page": "2", "sha256": "c" * 64, "label": "non-medical", "confidence": "0.7", "status": "ok",
+             "error": ""}]
+    with open(tmp_path / "feed.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = summarise(tmp_path, site).lines()
+    at = lines.index("agreement with the package labels: 1/3 images, except:")
+    assert lines[at + 1:at + 3] == ["  001-xray.png: package medical, model non-medical (0.61)",
+                                    "  report.pdf p.2: package medical, model non-medical (0.70)"]

@@ -13,7 +13,7 @@ from pydicom.pixels import apply_modality_lut
 from medcrawl.extract import dicom
 from medcrawl.extract.frames import PERCENTILES
 from medcrawl.extract.medical import MedicalFileError, medical_format
-import dicom_files
+from tests.support import dicom_files
 
 
 @pytest.fixture(scope="module")

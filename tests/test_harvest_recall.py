@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from site_fixture import encode, page, pdf_with, photo
-from test_crawl import scrapy_crawl, REPO
+from tests.support.site_fixture import encode, page, pdf_with, photo
+from tests.support.crawls import scrapy_crawl, REPO
+
+pytestmark = pytest.mark.slow   # a crawl
 
 PAGES, SECTIONS, PDFS = 100, 5, 15
 PLACEHOLDER = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from peak_memory import run_measured
+from tests.support.peak_memory import run_measured
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]   # slow: a memory measurement of legal-size images
 
 
 def big_rgba_png(path: Path, side: int = 9000) -> None:

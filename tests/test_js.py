@@ -9,10 +9,10 @@ import pytest
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 
-from conftest import RecordingHandler, ServerState
+from tests.support.servers import RecordingHandler, ServerState
 from medcrawl.oneoff.localserver import folder_handler, serving
 from medcrawl.scaleout.js import DEFAULT_CHROMIUM, JsPagesMiddleware
-from scale_helpers import duplicates, free_port, picture, read_jsonl, row_keys, run_crawl, stats_from_log
+from tests.support.scale_helpers import duplicates, free_port, picture, read_jsonl, row_keys, run_crawl, stats_from_log
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -56,6 +56,7 @@ needs_chromium = pytest.mark.skipif(not Path(DEFAULT_CHROMIUM).exists() and not 
                                     reason="Debian package chromium is not installed")
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_js_crawl_finds_images_inserted_by_scripts_and_closes_every_page(js_site, tmp_path):
     base, state = js_site
@@ -89,6 +90,7 @@ fetch('http://localhost:{port}/list.json').then(r => r.text())                  
 <script src="{internal}/probe.js"></script></body></html>"""
 
 
+@pytest.mark.slow
 @needs_chromium
 @pytest.mark.parametrize("allowed", [False, True], ids=["refused", "allowed-network"])
 def test_browser_never_reaches_internal_addresses_the_page_scripts_ask_for(tmp_path, allowed):
@@ -117,6 +119,7 @@ def test_browser_never_reaches_internal_addresses_the_page_scripts_ask_for(tmp_p
         assert (refused in proc.stderr) is not allowed
 
 
+@pytest.mark.slow
 def test_plain_crawl_does_not_load_playwright_and_misses_script_images(js_site, tmp_path):
     base, _ = js_site
     proc = run_crawl(base, tmp_path, "-s", f"IMAGES_STORE={tmp_path}/store", "-o", f"{tmp_path}/rows.jsonl")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from conftest import ServerState
-from dicom_files import PATIENT, bad_files, good_files, nifti_volume, shipped
 from medcrawl.publish import FOLDER_FILES
-from oneoff_assets import make_pdf, mri_png, photo_jpeg
-from test_crawl import scrapy_crawl
+from tests.support.crawls import scrapy_crawl
+from tests.support.dicom_files import PATIENT, bad_files, good_files, nifti_volume, shipped
+from tests.support.oneoff_assets import make_pdf, mri_png, photo_jpeg
+from tests.support.servers import ServerState
 
 # Every patient value, and its parts (a name's family and given names), must appear nowhere.
 SECRETS = sorted({part for value in PATIENT.values() for part in re.split(r"\^", value)} |
@@ -114,6 +114,7 @@ def crawled(site, tmp_path_factory):
     return workdir, proc, rows, expected
 
 
+@pytest.mark.slow
 def test_a_labelled_row_for_every_image_of_every_file(crawled):
     workdir, _, rows, expected = crawled
     got = {key(r): r for r in rows}
@@ -129,6 +130,7 @@ def test_a_labelled_row_for_every_image_of_every_file(crawled):
     assert len(rows) == len(expected)
 
 
+@pytest.mark.slow
 def test_dicom_rows_carry_frame_modality_and_size(crawled, site):
     base = site[0]
     rows = {key(r): r for r in crawled[2]}
@@ -144,8 +146,11 @@ def test_dicom_rows_carry_frame_modality_and_size(crawled, site):
     assert (fundus["source_type"], fundus["pdf_page"], fundus["modality"]) == ("pdf", 1, "fundus")
     axial = [r for k, r in rows.items() if k[0].endswith("#frame=axial")][0]
     assert re.fullmatch(r"axial:\d+", axial["frame"]) and axial["format"] == "nifti"
+    assert (axial["label"], axial["label_source"], axial["confidence"]) == ("medical", "nifti", 1.0)
+    assert (ct["label"], ct["label_source"]) == ("medical", "dicom")
 
 
+@pytest.mark.slow
 def test_pdf_links_followed_with_the_linking_pdf_as_source(crawled, site):
     base = site[0]
     rows = {key(r): r for r in crawled[2]}
@@ -154,6 +159,7 @@ def test_pdf_links_followed_with_the_linking_pdf_as_source(crawled, site):
     assert rows[(f"{base}/papers/b.pdf#page=1", f"{base}/papers/b.pdf")]["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_store_and_dataset_hold_rendered_pngs_only(crawled):
     workdir = crawled[0]
     stored = [p for p in (workdir / "images").rglob("*") if p.is_file()]
@@ -163,6 +169,7 @@ def test_store_and_dataset_hold_rendered_pngs_only(crawled):
     assert not any(p.read_bytes()[128:132] == b"DICM" for p in stored + dataset)
 
 
+@pytest.mark.slow
 def test_no_patient_data_in_any_crawl_output(crawled, site):
     workdir, proc, _, _ = crawled
     source = (site[1] / "private" / "ct_rescale.dcm").read_bytes()
@@ -173,6 +180,7 @@ def test_no_patient_data_in_any_crawl_output(crawled, site):
     assert_no_patient_data((proc.stdout + proc.stderr).encode(), "the crawl's console")
 
 
+@pytest.mark.slow
 def test_keep_original_stores_the_files_as_they_came(site, tmp_path):
     base, root, _, state = site
     _, rows = crawl(tmp_path, f"{base}/cases/mr_multiframe.dcm", "-a", "follow=false",
@@ -182,6 +190,7 @@ def test_keep_original_stores_the_files_as_they_came(site, tmp_path):
     assert [p.read_bytes() for p in originals] == [(root / "cases" / "mr_multiframe.dcm").read_bytes()]
 
 
+@pytest.mark.slow
 def test_pdf_links_obey_depth(site, tmp_path):
     base, _, _, state = site
     before = len(state.requests)
@@ -232,23 +241,29 @@ def test_web_page_upload_of_a_dicom(site, classifier, tmp_path):
     assert_no_patient_data(shown, "the web page's rows and downloads")
 
 
-def test_tag_modality_is_kept_on_medical_rows_only(classifier, tmp_path):
-    """A CT's tag gives its modality; a photograph filed as "CT" is non-medical and has none."""
+def test_dicom_images_with_an_imaging_modality_are_medical_by_format(classifier, tmp_path):
+    """A DICOM image whose Modality tag names an imaging modality is medical whatever the model
+    says (even a photograph filed as "CT"): the row says so in label_source and keeps the model's
+    probability; a DICOM whose tag names no imaging modality is left to the model."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    from dicom_files import ct_with_rescale, new_dataset, write
+    from tests.support.dicom_files import ct_with_rescale, new_dataset, write
     from medcrawl.extract.medical import medical_rows
     from medcrawl.model.labelling import label_items
 
     photo = new_dataset("CT")
     photo.set_pixel_data(np.asarray(Image.open(io.BytesIO(photo_jpeg())).convert("RGB")), "RGB", 8)
-    files = {"ct.dcm": ct_with_rescale(), "photo.dcm": photo}
+    untagged = new_dataset("OT")
+    untagged.set_pixel_data(np.asarray(Image.open(io.BytesIO(photo_jpeg())).convert("RGB")), "RGB", 8)
+    files = {"ct.dcm": ct_with_rescale(), "photo.dcm": photo, "other.dcm": untagged}
     rows = [row for name, ds in files.items()
             for row in medical_rows("dicom", write(ds, tmp_path / name).read_bytes(), name)]
-    assert [r.modality for r in rows] == ["ct", "ct"]           # both tags say CT
-    ct, photo_row = label_items(classifier, rows)
-    assert (ct.label, ct.modality, ct.modality_confidence) == ("medical", "ct", 1.0)
-    assert (photo_row.label, photo_row.modality, photo_row.model_modality) == ("non-medical", "", "")
+    assert [r.modality for r in rows] == ["ct", "ct", ""]       # two tags say CT, "OT" names none
+    ct, photo_row, other = label_items(classifier, rows)
+    assert (ct.label, ct.label_source, ct.modality, ct.modality_confidence) == ("medical", "dicom", "ct", 1.0)
+    assert (photo_row.label, photo_row.label_source, photo_row.confidence) == ("medical", "dicom", 1.0)
+    assert photo_row.medical_probability < 0.5                   # the model's view, kept
+    assert (other.label, other.label_source, other.modality) == ("non-medical", "model", "")

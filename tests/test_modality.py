@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from medcrawl.items import ROW_FIELDS
-from medcrawl.model.classifier import OTHER_MODALITY, Classifier
+from medcrawl.labels import OTHER_MODALITY
+from medcrawl.model.classifier import Classifier
 from medcrawl.publish import FOLDER_FILES
-from test_crawl import Crawl, run_crawl, scrapy_crawl, site_server  # noqa: F401 - the module's site
+from tests.support.crawls import Crawl, run_crawl, scrapy_crawl
 
 MIN_CONFIDENCE = 0.0           # every labelled image in the dataset: low-threshold medical rows too
 
@@ -61,6 +61,7 @@ def file_of(row: dict, by_modality: bool) -> str:
     return f"{folder}/{row['sha256']}.{ext}"
 
 
+@pytest.mark.slow
 def test_every_row_has_the_modality_columns(sorted_crawl, model):
     names = set(model.modalities) | {OTHER_MODALITY}
     medical = [r for r in sorted_crawl.rows if r["label"] == "medical"]
@@ -79,6 +80,7 @@ def test_every_row_has_the_modality_columns(sorted_crawl, model):
         assert by_url[row["image_url"]]["modality"] == row["modality"]
 
 
+@pytest.mark.slow
 def test_modality_layout_sorts_medical_images_into_folders(sorted_crawl):
     ok = [r for r in sorted_crawl.rows if r["status"] == "ok"]
     files = dataset_files(sorted_crawl)
@@ -95,6 +97,7 @@ def test_modality_layout_sorts_medical_images_into_folders(sorted_crawl):
             assert row["file"].startswith(f"medical/{row['modality']}/")
 
 
+@pytest.mark.slow
 def test_stats_and_closing_log_count_modalities(sorted_crawl):
     counts = Counter(r["modality"] for r in sorted_crawl.rows if r["modality"])
     assert counts
@@ -105,6 +108,7 @@ def test_stats_and_closing_log_count_modalities(sorted_crawl):
         assert f"{modality}={n}" in line
 
 
+@pytest.mark.slow
 def test_modalities_filter_keeps_every_row_and_only_those_images(site_server, model, sorted_crawl,  # noqa: F811
                                                                  tmp_path):
     counts = Counter(r["modality"] for r in sorted_crawl.rows if r["modality"])
@@ -129,6 +133,7 @@ def refused_crawl(tmp_path, model_dir, setting: str) -> str:
     return proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_modality_settings_stop_the_crawl_at_start(tmp_path, model):
     assert ("MEDCRAWL_DATASET_MODALITIES: unknown x-ray (choose from xray, ct,"
             in refused_crawl(tmp_path, model.model_dir, "MEDCRAWL_DATASET_MODALITIES=ct,x-ray"))
@@ -136,11 +141,13 @@ def test_bad_modality_settings_stop_the_crawl_at_start(tmp_path, model):
             in refused_crawl(tmp_path, model.model_dir, "MEDCRAWL_DATASET_LAYOUT=by-kind"))
 
 
+@pytest.mark.slow
 def test_modality_layout_needs_a_model_with_a_modality_head(tmp_path, one_output_model):
     assert ("need a model with a modality head that names them; one-output@1 has none"
             in refused_crawl(tmp_path, one_output_model, "MEDCRAWL_DATASET_LAYOUT=modality"))
 
 
+@pytest.mark.slow
 def test_a_correction_moves_the_image_into_its_modality_folder(sorted_crawl, tmp_path):
     import shutil
     from medcrawl.corrections import DatasetDir
@@ -157,7 +164,7 @@ def test_a_correction_moves_the_image_into_its_modality_folder(sorted_crawl, tmp
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    from oneoff_assets import make_folder
+    from tests.support.oneoff_assets import make_folder
     return make_folder(tmp_path_factory.mktemp("mixed"))
 
 
@@ -177,8 +184,9 @@ def test_classify_rows_carry_the_modality(capsys, model, folder):
     assert (mri["label"], mri["modality"]) == ("medical", expected.modality)
     assert mri["modality_confidence"] == pytest.approx(expected.modality_confidence, abs=1e-6)
     for row in rows:
-        at = ROW_FIELDS.index("modality")
-        assert list(row)[at:at + 3] == ["modality", "modality_confidence", "model_modality"] and at > 12
+        columns = list(row)
+        at = columns.index("modality")
+        assert columns[at - 1:at + 3] == ["confidence", "modality", "modality_confidence", "model_modality"]
         if row["label"] != "medical":
             assert (row["modality"], row["modality_confidence"]) == ("", None)
 
@@ -212,6 +220,7 @@ def test_export_options_are_checked(capsys, model, one_output_model, folder, tmp
     assert "unknown modality in 'ct,x-ray'; choose from xray, ct," in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_head_cost_benchmark_runs(modality_model, tmp_path):
     """bench/bench_modality.py in --quick mode prints its figures (timings are not asserted)."""
     import json
@@ -227,7 +236,7 @@ def test_head_cost_benchmark_runs(modality_model, tmp_path):
 
 
 def test_a_dicom_tag_modality_stays_next_to_the_models(capsys, model, tmp_path):
-    from dicom_files import ct_with_rescale, ultrasound_rgb, write
+    from tests.support.dicom_files import ct_with_rescale, ultrasound_rgb, write
     files = [write(ct_with_rescale(), tmp_path / "ct.dcm"), write(ultrasound_rgb(), tmp_path / "us.dcm")]
     _, rows, _ = classify(capsys, model.model_dir, *files)
     names = set(model.modalities) | {OTHER_MODALITY}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 
 from medcrawl.extract import nifti
 from medcrawl.extract.medical import MedicalFileError, medical_format
-import dicom_files
+from tests.support import dicom_files
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,18 @@ def test_recognised_by_name():
     assert medical_format(b"", "https://h/vol/brain.nii.gz?dl=1") == "nifti"
     assert medical_format(b"", "scan.NII") == "nifti"
     assert medical_format(b"", "notes.txt") is None
+
+
+def test_a_thin_volume_reaches_the_minimum_size_at_its_true_aspect():
+    """nibabel's example4d: 128x96x24 voxels of 2x2x2.2 mm, a slab only 24 slices thick."""
+    from nibabel.testing import data_path
+    data = (Path(data_path) / "example4d.nii.gz").read_bytes()
+    as_voxels = {f.label.split(":")[0]: (f.width, f.height) for f in nifti.read_nifti(data).frames}
+    assert as_voxels == {"axial": (128, 96), "coronal": (128, 26), "sagittal": (96, 26)}
+    sized = {f.label.split(":")[0]: (f.width, f.height) for f in nifti.read_nifti(data, min_size=64).frames}
+    assert sized["axial"] == (128, 96)
+    for plane in ("coronal", "sagittal"):
+        (w, h), (w0, h0) = sized[plane], as_voxels[plane]
+        assert h == 64 and abs(w / h - w0 / h0) < 0.05                  # the true aspect, enlarged
+    tiny = (Path(data_path) / "standard.nii.gz").read_bytes()           # 4x5x7 voxels: no anatomy to show
+    assert max(max(f.width, f.height) for f in nifti.read_nifti(tiny, min_size=64).frames) < 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from medcrawl.oneoff.cli import main
 from medcrawl.oneoff.localserver import serving
-from test_cli import classify
+from tests.support.cli import classify
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -75,7 +76,7 @@ def test_table_escapes_control_characters_in_file_names(capsys, tmp_path):
 
 
 def test_credentials_never_reach_the_rows(capsys):
-    from conftest import serve_routes
+    from tests.support.servers import serve_routes
 
     hits: list[str] = []
     with serve_routes({"/a.png": (png_bytes(1), "image/png")}, hits) as base:
@@ -100,13 +101,14 @@ def small_ui(tmp_path_factory):
     import sys
     import urllib.request
 
-    from scale_helpers import free_port, wait_for
+    from tests.support.scale_helpers import free_port, wait_for
 
     port, log = free_port(), tmp_path_factory.mktemp("ui") / "ui.log"
     script = Path(sys.executable).with_name("medcrawl")
     with open(log, "w") as out:
         proc = subprocess.Popen([str(script), "ui", "--port", str(port), "--max-request-size", "1MB",
-                                 "--max-file-size", "2MB"], stdout=out, stderr=subprocess.STDOUT)
+                                 "--max-file-size", "2MB"], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def up() -> bool:
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -117,7 +119,7 @@ def small_ui(tmp_path_factory):
             return False
     try:
         wait_for(up, 100, interval=0.5, what="medcrawl ui")
-        yield port
+        yield port, log
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -145,10 +147,12 @@ def upload(port: int, size: int, chunked: bool = False) -> int:
         conn.close()
 
 
+@pytest.mark.slow
 def test_web_page_limits_the_size_of_one_request(small_ui):
-    assert upload(small_ui, 100_000) == 200
-    assert upload(small_ui, 1_500_000) == 413               # under the per-file limit, over the request's
-    assert upload(small_ui, 1_500_000, chunked=True) == 413  # no Content-Length: counted as it comes
+    port = small_ui[0]
+    assert upload(port, 100_000) == 200
+    assert upload(port, 1_500_000) == 413               # under the per-file limit, over the request's
+    assert upload(port, 1_500_000, chunked=True) == 413  # no Content-Length: counted as it comes
 
 
 def test_web_page_decodes_each_upload_once(classifier, tmp_path, monkeypatch):
@@ -166,3 +170,11 @@ def test_web_page_decodes_each_upload_once(classifier, tmp_path, monkeypatch):
     assert len(opened) == 1
     [(thumb, _)] = [entry[:2] for entry in result.gallery]
     assert max(thumb.size) == 256 and thumb.mode == "RGB"
+
+
+@pytest.mark.slow
+def test_web_page_says_where_it_is_and_nothing_about_share_links(small_ui):
+    port, log = small_ui
+    text = log.read_text()
+    assert f"medcrawl: web page on http://127.0.0.1:{port}/" in text
+    assert "share=True" not in text and "public link" not in text

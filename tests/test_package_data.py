@@ -15,7 +15,7 @@ from medcrawl.samples import build as pd
 from medcrawl.samples.dicom import dicom_index, render_dicom
 from medcrawl.samples.hard import HARD_SOURCES
 from medcrawl.samples.packages import INSTALL_SCRIPT, MissingPackageError, Package
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 from medcrawl.samples.sources import HARD, MAIN, MIN_SIDE, FileSource
 
 PER_SOURCE = 3

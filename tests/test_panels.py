@@ -14,7 +14,7 @@ from PIL import Image
 from medcrawl.items import ImageItem
 from medcrawl.model.labelling import label_items, panel_rows
 from medcrawl.model.panels import find_panels, is_compound
-from oneoff_assets import mri_png, photo_jpeg
+from tests.support.oneoff_assets import mri_png, photo_jpeg
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402

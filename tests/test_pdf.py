@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from medcrawl.extract.pdf import PdfError, PdfImage, extract_pdf_images, looks_like_pdf
-from site_fixture import encode, encrypted_pdf, mri_png16, pdf_with, photo, sample
+from tests.support.site_fixture import encode, encrypted_pdf, mri_png16, pdf_with, photo, sample
 
 
 def decode(image: PdfImage) -> Image.Image:

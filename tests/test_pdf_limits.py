@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from medcrawl.extract.pdf import extract_pdf_images, pdf_rows
-from pdf_bombs import flate_bomb, undecodable_bomb
-from peak_memory import run_measured
+from tests.support.pdf_bombs import flate_bomb, undecodable_bomb
+from tests.support.peak_memory import run_measured
 
 
 @pytest.fixture(scope="module")

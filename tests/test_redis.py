@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from scale_helpers import (build_grid_site, duplicates, read_jsonl, row_keys, run_crawl, start_crawl,
+from tests.support.scale_helpers import (build_grid_site, duplicates, read_jsonl, row_keys, run_crawl, start_crawl,
                            stats_from_log, store_files)
 
-pytestmark = [pytest.mark.timeout(240),
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),   # slow: Redis and crawls
               pytest.mark.skipif(shutil.which("redis-server") is None,
                                  reason="Debian package redis-server is not installed")]
 
@@ -76,7 +76,7 @@ def test_no_worker_fetches_what_robots_txt_forbids(redis_url, tmp_path, serve):
     Both workers start from the same seeds, several of them forbidden; robots.txt answers slowly,
     so each worker holds a few requests waiting for it (Scrapy used to check only the first).
     """
-    from conftest import ServerState
+    from tests.support.servers import ServerState
 
     url, _ = redis_url
     root, work = tmp_path / "site", tmp_path / "workers"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from medcrawl.publish import FOLDER_FILES
-from scale_helpers import (build_grid_site, duplicates, picture, read_jsonl, row_keys, run_crawl,
+from tests.support.scale_helpers import (build_grid_site, duplicates, picture, read_jsonl, row_keys, run_crawl,
                            stats_from_log, store_files)
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]   # slow: crawls
 
 
 def args(work: Path, feed: str, *extra: str) -> list[str]:

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from medcrawl.publish import FOLDER_FILES
-from scale_helpers import (build_grid_site, duplicates, kill_hard, read_jsonl, row_keys, run_crawl,
+from tests.support.scale_helpers import (build_grid_site, duplicates, kill_hard, read_jsonl, row_keys, run_crawl,
                            start_crawl, stats_from_log, store_files, wait_for)
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]   # slow: crawls
 
 
 def job_args(work: Path) -> list[str]:

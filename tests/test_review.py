@@ -23,13 +23,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from oneoff_assets import make_pdf, mri_png, photo_jpeg, png
-from site_fixture import encode, photo
-from test_crawl import scrapy_crawl
-from test_ui import ARTIFACTS, CHROMIUM, browser, running_ui  # noqa: F401 - browser: a fixture
+from tests.support.oneoff_assets import make_pdf, mri_png, photo_jpeg, png
+from tests.support.site_fixture import encode, photo
+from tests.support.crawls import scrapy_crawl
+from tests.support.browser import ARTIFACTS, CHROMIUM, running_ui
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason="needs Debian's chromium: apt-get install -y chromium")
+pytestmark = [pytest.mark.slow,   # crawls and Chromium
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="needs Debian's chromium: apt-get install -y chromium")]
 MIN_CONFIDENCE = 0.99           # the fixture images: 0.95-0.9999 with the committed model
 LABEL_FOLDERS = ("medical", "non-medical", "uncertain", "unusable")
 

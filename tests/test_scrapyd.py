@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from medcrawl.config import DEFAULT_MODEL_DIR
-from scale_helpers import REPO, build_grid_site, duplicates, free_port, read_jsonl, row_keys, wait_for
+from tests.support.scale_helpers import REPO, build_grid_site, duplicates, free_port, read_jsonl, row_keys, wait_for
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]   # slow: scrapyd
 DEPLOY = REPO / "deploy"
 
 

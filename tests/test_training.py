@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import corrupted_copy
+from tests.support.modality_model import corrupted_copy
 from medcrawl.model.classifier import Classifier, ModelError
 from training import evaluate, train
 
@@ -74,6 +74,7 @@ def model_dir(dataset, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_training_writes_a_loadable_model_with_heldout_metrics(model_dir, dataset):
     meta = json.loads((model_dir / "model.json").read_text())
     assert 0 < meta["threshold"] < 1 and meta["calibration"]["scale"] > 0
@@ -95,6 +96,7 @@ def test_training_writes_a_loadable_model_with_heldout_metrics(model_dir, datase
         assert np.allclose(out.modality.sum(axis=1), 1, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_evaluate_reports_every_source(model_dir, dataset, tmp_path, capsys):
     summary = evaluate.main(["--model", str(model_dir), "--data", str(dataset), "--out", str(tmp_path),
                              "--prefix", "t_"])
@@ -114,12 +116,14 @@ def test_missing_model_is_a_clear_error(tmp_path):
         Classifier.load(tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_corrupt_model_file_is_refused(model_dir, tmp_path):
     broken = corrupted_copy(model_dir, tmp_path / "broken", "model.tflite")
     with pytest.raises(ModelError, match="corrupt"):
         Classifier.load(broken, engine="litert")
 
 
+@pytest.mark.slow
 def test_mismatched_metadata_is_refused(model_dir, tmp_path):
     odd = tmp_path / "odd"
     shutil.copytree(model_dir, odd)
@@ -130,6 +134,7 @@ def test_mismatched_metadata_is_refused(model_dir, tmp_path):
         Classifier.load(odd, engine="keras")
 
 
+@pytest.mark.slow
 def test_wrong_batch_is_rejected(model_dir):
     clf = Classifier.load(model_dir)
     with pytest.raises(ValueError, match="uint8 batch"):

@@ -10,58 +10,18 @@ import csv
 import hashlib
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from conftest import serve_routes
-from oneoff_assets import make_pdf, mri_png, photo_jpeg
+from tests.support.browser import ARTIFACTS, CHROMIUM, running_ui
+from tests.support.oneoff_assets import make_pdf, mri_png, photo_jpeg
+from tests.support.servers import serve_routes
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason="needs Debian's chromium: apt-get install -y chromium")
+pytestmark = [pytest.mark.slow,   # Chromium
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="needs Debian's chromium: apt-get install -y chromium")]
 MAX_FILE_SIZE = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def running_ui(*args: str, log_path: Path, cwd: Path | None = None) -> Iterator[str]:
-    """``medcrawl ui --port FREE ARGS`` until the block ends; yields its URL once it answers."""
-    port = free_port()
-    log = open(log_path, "w+")
-    script = Path(sys.executable).with_name("medcrawl")
-    proc = subprocess.Popen([str(script), "ui", "--port", str(port), *args], cwd=cwd,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, "medcrawl ui exited:\n" + _read(log)
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "medcrawl ui did not start:\n" + _read(log)
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +33,6 @@ def app_url(tmp_path_factory, modality_model):
         yield url
 
 
-def _read(log) -> str:
-    log.seek(0)
-    return log.read()[-4000:]
-
-
 SITE = {"/page.html": (b'<html><body><h1>Cases</h1><img src="/scan.png"><img src="/portrait.jpg">'
                       b'<img src="/gone.png"></body></html>', "text/html"),
         "/scan.png": (mri_png(), "image/png"), "/portrait.jpg": (photo_jpeg(), "image/jpeg")}
@@ -87,16 +42,6 @@ SITE = {"/page.html": (b'<html><body><h1>Cases</h1><img src="/scan.png"><img src
 def site():
     with serve_routes(SITE) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

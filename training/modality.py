@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medcrawl.model.classifier import MODALITIES, OTHER_MODALITY as OTHER  # the product's list
+from medcrawl.labels import MODALITIES, OTHER_MODALITY as OTHER  # the product's list
 
 MAX_WEIGHT = 20.0        # times the mean weight
 # Manifest values that are a kind of one of MODALITIES.

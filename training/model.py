@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from training.backbone import make_backbone, multilevel_features
@@ -74,3 +75,27 @@ def make_model(input_size: int, head: keras.Model, scale: float = 1.0, bias: flo
         outputs["modality"] = layers.Softmax(name="modality")(modality_head(features.output))
     return keras.Model(features.input, outputs if len(outputs) > 1 else outputs["medical_probability"],
                        name="medcrawl_classifier")
+
+
+def make_kind_model(input_size: int, variant: str, mean: np.ndarray, variance: np.ndarray,
+                    kernel: np.ndarray, bias: np.ndarray, medical: np.ndarray,
+                    modality_of_kind: np.ndarray) -> keras.Model:
+    """The product model of a kind head: uint8 image -> features -> standardised -> kind logits
+    (already divided by the temperature) -> ``medical_probability`` (N, 1), the sum of the medical
+    kinds' softmax, and ``modality`` (N, M), the softmax over the medical kinds alone summed per
+    modality (``modality_of_kind``: one-hot (medical kinds, M)). Plain layers only, so both engines
+    load it without custom code."""
+    features = make_feature_extractor(input_size, variant)
+    x = layers.Normalization(mean=mean, variance=variance, name="standardise")(features.output)
+    kinds = layers.Softmax(name="kinds")(layers.Dense(len(bias), name="kind_logits")(x))
+    medical_logits = layers.Dense(int(medical.sum()), name="medical_kind_logits")(x)
+    to_medical = layers.Dense(1, use_bias=False, trainable=False, name="medical_probability")
+    to_modality = layers.Dense(modality_of_kind.shape[1], use_bias=False, trainable=False, name="modality")
+    outputs = {"medical_probability": to_medical(kinds),
+               "modality": to_modality(layers.Softmax(name="medical_kinds")(medical_logits))}
+    model = keras.Model(features.input, outputs, name="medcrawl_classifier")
+    model.get_layer("kind_logits").set_weights([kernel, bias])
+    model.get_layer("medical_kind_logits").set_weights([kernel[:, medical], bias[medical]])
+    to_medical.set_weights([medical.astype("float32")[:, None]])
+    to_modality.set_weights([modality_of_kind.astype("float32")])
+    return model

@@ -75,7 +75,7 @@ def to_png(pixels: np.ndarray, label: str, size: tuple[int, int] | None = None) 
     """A uint8 gray (H, W) or RGB (H, W, 3) array as a lossless PNG frame, resized if asked."""
     img = Image.fromarray(np.ascontiguousarray(pixels))
     if size and size != img.size:
-        img = img.resize(size, Image.BILINEAR)
+        img = img.resize(size, Image.Resampling.BILINEAR)
     out = io.BytesIO()
     img.save(out, format="PNG", compress_level=PNG_LEVEL)
     return Frame(label, out.getvalue(), img.width, img.height)

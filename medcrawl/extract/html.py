@@ -1,10 +1,12 @@
-"""Find image, PDF and page links in one HTML page (shared by the crawl and the CLI)."""
+"""Find image, PDF and page links in one HTML page, and what the page says about each image
+(shared by the crawl and the CLI)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from posixpath import splitext
+from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from parsel import Selector
@@ -12,6 +14,8 @@ from w3lib.encoding import html_to_unicode
 from w3lib.html import strip_html5_whitespace
 from w3lib.url import safe_url_string
 
+from medcrawl.extract.captions import ImageText, figure_of, image_text, page_title
+from medcrawl.extract.licenses import figure_license, page_license
 from medcrawl.extract.medical import is_medical_name
 from medcrawl.model.images import IMAGE_SUFFIXES
 
@@ -39,6 +43,19 @@ class PageLinks:
     pdfs: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     medical: list[str] = field(default_factory=list)     # DICOM / NIfTI files (.dcm, .nii.gz, ...)
+    page_title: str = ""
+    license: str = ""                                      # SPDX identifier the page declares
+    license_url: str = ""
+    texts: dict[str, ImageText] = field(default_factory=dict)   # image URL -> its first markup's text
+    licenses: dict[str, tuple[str, str]] = field(default_factory=dict)   # image URL -> its figure's licence
+
+    def row_text(self, url: str) -> dict[str, Any]:
+        """The text and provenance columns of an image row: the image's alt, title and caption, the
+        page's title, and the licence of its figure when it declares one, else the page's."""
+        text = self.texts.get(url, ImageText())
+        license, license_url = self.licenses.get(url, (self.license, self.license_url))
+        return {"alt": text.alt, "title": text.title, "caption": text.caption,
+                "page_title": self.page_title, "license": license, "license_url": license_url}
 
 
 def extract_page(html: str | bytes, base_url: str) -> PageLinks:
@@ -48,6 +65,8 @@ def extract_page(html: str | bytes, base_url: str) -> PageLinks:
     sel = Selector(text=html or "<html></html>", type="html")
     base = _base_url(sel, base_url)
     found = _Collector(base)
+    found.result.page_title = page_title(sel)
+    found.result.license, found.result.license_url = page_license(sel, base)
     for node in sel.xpath(NODES_XPATH):
         _visit(node, found)
     return found.result
@@ -56,9 +75,10 @@ def extract_page(html: str | bytes, base_url: str) -> PageLinks:
 def _visit(node: Selector, found: _Collector) -> None:
     tag = node.root.tag.lower() if isinstance(node.root.tag, str) else ""
     if tag == "img":
-        found.add("images", best_img_source(node))
+        found.describe(found.add("images", best_img_source(node)), node)
     elif tag == "source":
-        found.add("images", largest_candidate(node.attrib.get("data-srcset") or node.attrib.get("srcset")))
+        found.describe(found.add("images", largest_candidate(node.attrib.get("data-srcset")
+                                                              or node.attrib.get("srcset"))), node)
     elif tag == "meta":
         found.add("images", node.attrib.get("content"))
     elif tag == "link":
@@ -66,7 +86,7 @@ def _visit(node: Selector, found: _Collector) -> None:
     elif tag == "style":
         found.add_all("images", css_background_urls(node.xpath("string()").get()))
     elif tag in ("a", "area"):
-        found.add_by_kind(node.attrib.get("href"))
+        found.describe(found.add_by_kind(node.attrib.get("href")), node)
     elif tag in ("embed", "iframe", "frame"):
         found.add_by_kind(node.attrib.get("src"), pdf_type=node.attrib.get("type", ""))
     elif tag == "object":
@@ -167,24 +187,34 @@ class _Collector:
         self._seen: dict[str, set[str]] = {"images": set(), "pdfs": set(), "links": set(),
                                            "medical": set()}
 
-    def add(self, kind: str, raw: str | None) -> None:
+    def add(self, kind: str, raw: str | None) -> str | None:
+        """Record a URL of a kind; returns it when it is an image seen for the first time."""
         url = self.clean(raw)
         if kind == "images" and url and is_medical_name(urlsplit(url).path):
             kind = "medical"          # a DICOM/NIfTI file: rendered into rows, not one image
         if url and url not in self._seen[kind]:
             self._seen[kind].add(url)
             getattr(self.result, kind).append(url)
+            return url if kind in ("images", "medical") else None
+        return None
+
+    def describe(self, url: str | None, node: Selector) -> None:
+        """Keep the text and the figure licence of an image's first occurrence."""
+        if url:
+            self.result.texts[url] = image_text(node)
+            if (license := figure_license(figure_of(node.root), self.base)) is not None:
+                self.result.licenses[url] = license
 
     def add_all(self, kind: str, raws: list[str]) -> None:
         for raw in raws:
             self.add(kind, raw)
 
-    def add_by_kind(self, raw: str | None, pdf_type: str = "") -> None:
+    def add_by_kind(self, raw: str | None, pdf_type: str = "") -> str | None:
         url = self.clean(raw)
         if not url:
-            return
+            return None
         kind = "pdf" if "pdf" in pdf_type.lower() else url_kind(url)
-        self.add({"image": "images", "pdf": "pdfs", "page": "links", "medical": "medical"}[kind], url)
+        return self.add({"image": "images", "pdf": "pdfs", "page": "links", "medical": "medical"}[kind], url)
 
     def clean(self, raw: str | None) -> str | None:
         """Absolute http(s) URL without fragment, or None (data:, javascript:, mailto: ...)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urldefrag
 
 from medcrawl.extract import dicom, nifti
@@ -25,6 +26,7 @@ class MedicalOptions:
     dicom_frames: str = "middle"      # middle | all | N (N frames spread evenly)
     max_pixels: int | None = None
     keep_original: bool = False       # rows also carry the file's own bytes (for the store)
+    min_size: int = 0                 # thin NIfTI planes are enlarged to reach it (the rows' minimum size)
 
     def __post_init__(self):
         if str(self.dicom_frames).strip().lower() not in ("middle", "all"):
@@ -48,7 +50,7 @@ def is_medical_name(name: str) -> bool:
 def render_medical(kind: str, data: bytes, options: MedicalOptions = MedicalOptions()) -> Rendered:
     """Render a file ``medical_format`` recognised; raises MedicalFileError with a reason."""
     if kind == "nifti":
-        return nifti.read_nifti(data)
+        return nifti.read_nifti(data, min_size=options.min_size)
     return dicom.read_dicom(data, options.dicom_frames, options.max_pixels)
 
 
@@ -60,7 +62,7 @@ def medical_rows(kind: str, data: bytes, url: str, source_url: str = "", source_
     ``image_url`` is ``<url>#frame=<frame>``, so each frame is a row of its own everywhere.
     """
     url = urldefrag(url)[0]
-    base = {"source_url": source_url or url, "source_type": source_type, "pdf_page": pdf_page,
+    base: dict[str, Any] = {"source_url": source_url or url, "source_type": source_type, "pdf_page": pdf_page,
             "format": kind}
     try:
         rendered = render_medical(kind, data, options)
@@ -74,7 +76,16 @@ def medical_rows(kind: str, data: bytes, url: str, source_url: str = "", source_
     original = data if options.keep_original else None
     return [ImageItem(image_url=f"{url}#frame={frame.label}", frame=frame.label, width=frame.width,
                       height=frame.height, modality=rendered.modality, body=frame.png,
-                      original=original, **base) for frame in rendered.frames]
+                      label_source=label_source(rendered), original=original, **base)
+            for frame in rendered.frames]
+
+
+def label_source(rendered: Rendered) -> str:
+    """'nifti' for a NIfTI volume and 'dicom' for a DICOM image whose Modality tag names an imaging
+    modality: such frames are medical by their format. '' leaves the label to the model."""
+    if rendered.format == "nifti" or (rendered.format == "dicom" and rendered.modality):
+        return rendered.format
+    return ""
 
 
 def original_extension(kind: str, data: bytes) -> str:

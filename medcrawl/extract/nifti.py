@@ -17,6 +17,7 @@ HEADER_SIZES = {348: nib.Nifti1Image, 540: nib.Nifti2Image}
 MAX_VOLUME_BYTES = 2 * 1024 ** 3   # decompressed size limit of a .nii.gz
 # Plane -> (axis sliced, the axes left as (columns, rows)) in RAS+ orientation.
 PLANES = (("axial", 2, (0, 1)), ("coronal", 1, (0, 2)), ("sagittal", 0, (1, 2)))
+MAX_UPSCALE = 4.0                  # a thin plane is enlarged at most this much to reach the minimum size
 
 
 def looks_like_nifti(data: bytes, name: str = "") -> bool:
@@ -30,8 +31,12 @@ def looks_like_nifti(data: bytes, name: str = "") -> bool:
     return _image_class(head) is not None
 
 
-def read_nifti(data: bytes, max_bytes: int = MAX_VOLUME_BYTES) -> Rendered:
-    """The middle axial, coronal and sagittal slices ("axial:N": index in RAS+ orientation)."""
+def read_nifti(data: bytes, max_bytes: int = MAX_VOLUME_BYTES, min_size: int = 0) -> Rendered:
+    """The middle axial, coronal and sagittal slices ("axial:N": index in RAS+ orientation).
+
+    Each plane keeps its voxels' true aspect; a thin one (a slab of few slices) is enlarged so its
+    shorter side reaches ``min_size`` when its longer side does.
+    """
     raw = _gunzip(data, max_bytes) if data[:2] == GZIP_MAGIC else data
     cls = _image_class(raw)
     if cls is None:
@@ -45,7 +50,7 @@ def read_nifti(data: bytes, max_bytes: int = MAX_VOLUME_BYTES) -> Rendered:
         text = str(exc).lower()
         reason = "nifti_truncated" if "expected" in text or "short" in text else "nifti_malformed"
         raise MedicalFileError(reason, type(exc).__name__) from None
-    return Rendered("nifti", _slices(volume, img.header.get_zooms()[:3]), "", {
+    return Rendered("nifti", _slices(volume, img.header.get_zooms()[:3], min_size), "", {
         "shape": "x".join(str(n) for n in volume.shape)})
 
 
@@ -87,7 +92,7 @@ def _first_volume(img) -> np.ndarray:
         else volume.astype(np.float32)
 
 
-def _slices(volume: np.ndarray, zooms: tuple) -> list[Frame]:
+def _slices(volume: np.ndarray, zooms: tuple, min_size: int = 0) -> list[Frame]:
     """The middle slice of each plane with at least 2x2 voxels, windowed on the whole volume."""
     low, high = percentile_window(volume)
     frames = []
@@ -97,7 +102,7 @@ def _slices(volume: np.ndarray, zooms: tuple) -> list[Frame]:
         index = volume.shape[axis] // 2
         pixels = np.rot90(window(np.take(volume, index, axis=axis), low, high))
         size = _physical_size(pixels.shape, zooms[col_axis], zooms[row_axis])
-        frames.append(to_png(pixels, f"{plane}:{index}", size))
+        frames.append(to_png(pixels, f"{plane}:{index}", _reach(size or pixels.shape[::-1], min_size)))
     if not frames:
         raise MedicalFileError("nifti_not_a_volume", "no plane has 2x2 voxels")
     return frames
@@ -109,3 +114,13 @@ def _physical_size(shape: tuple, col_mm: float, row_mm: float) -> tuple[int, int
         return None
     unit = min(col_mm, row_mm)
     return round(shape[1] * col_mm / unit), round(shape[0] * row_mm / unit)
+
+
+def _reach(size: tuple[int, int], min_size: int) -> tuple[int, int]:
+    """(width, height) scaled, aspect kept, so the shorter side reaches ``min_size`` when the longer
+    side does (at most MAX_UPSCALE times); unchanged otherwise."""
+    short, long = min(size), max(size)
+    if short >= min_size or long < min_size or short * MAX_UPSCALE < min_size:
+        return size
+    scale = min_size / short
+    return max(min_size, round(size[0] * scale)), max(min_size, round(size[1] * scale))

@@ -11,6 +11,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pymupdf
 
+from medcrawl.extract.pdftext import PdfText, document_text, page_captions
 from medcrawl.items import ImageItem
 from medcrawl.model.images import DEFAULT_MAX_PIXELS
 
@@ -39,6 +40,7 @@ class PdfImage:
     width: int
     height: int
     error: str = ""        # set, with no data, for an image refused before decoding
+    caption: str = ""      # the figure caption next to it on its page (pdftext.page_captions)
 
 
 class PdfError(Exception):
@@ -66,22 +68,40 @@ def extract_pdf_images(data: bytes, max_images: int | None = None,
     """
     doc = _open(data)
     try:
-        found: list[PdfImage] = []
-        seen: set[int] = set()
-        for pno in range(doc.page_count):
-            for entry in _page_images(doc, pno):
-                xref, smask, stream_filter = entry[0], entry[1], entry[8]
-                if xref in seen:
-                    continue
-                seen.add(xref)
-                oversized = _oversized(doc, xref, max_pixels) or _oversized(doc, smask, max_pixels)
-                found.append(PdfImage(b"", "bin", pno + 1, xref, *oversized, error="decompression_bomb")
-                             if oversized else _extract(doc, xref, smask, stream_filter, pno + 1))
-                if max_images and len(found) >= max_images:
-                    return found
-        return found
+        return _images(doc, max_images, max_pixels)
     finally:
         doc.close()
+
+
+def _images(doc: pymupdf.Document, max_images: int | None, max_pixels: int | None) -> list[PdfImage]:
+    """Distinct images in page order, each with the caption next to it on its first page."""
+    found: list[PdfImage] = []
+    seen: set[int] = set()
+    for pno in range(doc.page_count):
+        room = max_images - len(found) if max_images else None
+        new = _new_on_page(doc, pno, seen, room, max_pixels)
+        captions = page_captions(doc, pno, [image.xref for image in new]) if new else {}
+        for image in new:
+            image.caption = captions.get(image.xref, "")
+        found.extend(new)
+        if max_images and len(found) >= max_images:
+            break
+    return found
+
+
+def _new_on_page(doc: pymupdf.Document, pno: int, seen: set[int], room: int | None,
+                 max_pixels: int | None) -> list[PdfImage]:
+    """The page's images not seen on an earlier page, at most ``room`` of them."""
+    new: list[PdfImage] = []
+    for entry in _page_images(doc, pno):
+        xref, smask, stream_filter = entry[0], entry[1], entry[8]
+        if xref in seen or (room is not None and len(new) >= room):
+            continue
+        seen.add(xref)
+        oversized = _oversized(doc, xref, max_pixels) or _oversized(doc, smask, max_pixels)
+        new.append(PdfImage(b"", "bin", pno + 1, xref, *oversized, error="decompression_bomb")
+                   if oversized else _extract(doc, xref, smask, stream_filter, pno + 1))
+    return new
 
 
 def pdf_rows(data: bytes, url: str, max_images: int | None = None,
@@ -89,19 +109,25 @@ def pdf_rows(data: bytes, url: str, max_images: int | None = None,
     """One row per distinct embedded image (bytes in hand); one error row for an unreadable PDF, one
     skipped row (``no_images``) for a PDF without images, so every PDF is accounted for."""
     try:
-        images = extract_pdf_images(data, max_images, max_pixels)
+        doc = _open(data)
+        try:
+            images, about = _images(doc, max_images, max_pixels), document_text(doc)
+        finally:
+            doc.close()
     except PdfError as exc:
         logger.warning("cannot read PDF %s: %s", url, exc)
         return [pdf_error_row(url, exc.reason)]
     except Exception as exc:  # noqa: BLE001 - any MuPDF failure is one error row, not a crash
         logger.warning("PDF %s failed: %r", url, exc)
         return [pdf_error_row(url, "pdf_failed")]
-    return [_row(image, url) for image in images] or [pdf_error_row(url, "no_images", "skipped")]
+    return [_row(image, url, about) for image in images] or [pdf_error_row(url, "no_images", "skipped")]
 
 
-def _row(image: PdfImage, url: str) -> ImageItem:
+def _row(image: PdfImage, url: str, about: PdfText) -> ImageItem:
     item = ImageItem(image_url=f"{url}#page={image.page}&xref={image.xref}", source_url=url,
-                     source_type="pdf", pdf_page=image.page, body=image.data or None)
+                     source_type="pdf", pdf_page=image.page, body=image.data or None,
+                     caption=image.caption, page_title=about.page_title, license=about.license,
+                     license_url=about.license_url)
     if image.error:
         item.width, item.height = image.width, image.height
         item.fail(image.error)

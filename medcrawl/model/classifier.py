@@ -3,7 +3,6 @@ and, for a model with a modality head, the kind of medical image."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -14,14 +13,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from medcrawl.labels import MEDICAL, MODALITIES, NON_MEDICAL, OTHER_MODALITY
 from medcrawl.model import images
+from medcrawl.model.quiet import native_info_silenced
 
-MEDICAL, NON_MEDICAL = "medical", "non-medical"
 ENGINES = ("litert", "keras")
-# The modality classes a model may name (model.json "modalities"), and the word for "none confident".
-MODALITIES = ("xray", "ct", "mri", "ultrasound", "nuclear", "microscopy", "dermoscopy", "fundus",
-              "oct", "endoscopy")
-OTHER_MODALITY = "other"
 PROBABILITY_OUTPUT, MODALITY_OUTPUT = "medical_probability", "modality"    # Keras output names
 
 
@@ -72,7 +68,7 @@ class Classifier:
     def load(cls, model_dir: str | os.PathLike, engine: str | None = None) -> "Classifier":
         """Load and verify a model directory (model.json, model.keras, model.tflite).
 
-        ``engine`` None: the model's own. Where the model is by default: ``config.model_location``.
+        ``engine`` None: the model's own. Loaded once per process for a crawl or command: ``config.LoadedModel``.
         """
         model_dir = Path(model_dir)
         meta = read_metadata(model_dir)
@@ -122,10 +118,15 @@ class Classifier:
         return Outputs(np.asarray(probability, np.float32).reshape(-1),
                        None if modality is None else np.asarray(modality, np.float32))
 
-    def verdict(self, probability: float, modality_scores: np.ndarray | None = None) -> Prediction:
-        """Label and confidence at the model's threshold; a medical image's modality from its scores."""
-        medical = probability >= self.threshold
-        confidence = probability if medical else 1.0 - probability
+    def verdict(self, probability: float, modality_scores: np.ndarray | None = None,
+                medical_by_format: bool = False) -> Prediction:
+        """Label and confidence at the model's threshold; a medical image's modality from its scores.
+
+        ``medical_by_format``: the file's format already says medical (a DICOM image with an imaging
+        Modality tag, a NIfTI volume): the label is medical with confidence 1, the probability stays.
+        """
+        medical = medical_by_format or probability >= self.threshold
+        confidence = 1.0 if medical_by_format else probability if medical else 1.0 - probability
         modality, modality_confidence = "", None
         if medical and modality_scores is not None:
             modality, modality_confidence = self.modality_of(modality_scores)
@@ -147,28 +148,15 @@ class Classifier:
         return images.prepare(data, self.input_size, min_size=min_size, max_pixels=max_pixels,
                               preview=preview, panels=panels)
 
-    def classify_arrays(self, arrays: list[np.ndarray]) -> list[Prediction]:
-        """Verdicts for already prepared inputs."""
+    def classify_arrays(self, arrays: list[np.ndarray],
+                        medical_by_format: list[bool] | None = None) -> list[Prediction]:
+        """Verdicts for already prepared inputs (``medical_by_format``: see ``verdict``)."""
         if not arrays:
             return []
         out = self.predict_all(np.stack(arrays))
         scores = [None] * len(arrays) if out.modality is None else out.modality
-        return [self.verdict(p, s) for p, s in zip(out.medical_probability, scores)]
-
-
-@functools.lru_cache(maxsize=4)
-def load_shared(model_dir: str | os.PathLike, engine: str | None = None) -> Classifier:
-    """The model loaded once per process (per directory and engine); raises ModelError."""
-    return Classifier.load(model_dir, engine)
-
-
-def dataset_min_confidence(model_dir: Path) -> float:
-    """The confidence at which the model's held-out ``medical/`` folder reached its purity target."""
-    value = read_metadata(model_dir).get("dataset_min_confidence")
-    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ModelError(f"model in {model_dir} names no dataset_min_confidence in model.json: "
-                         "set MEDCRAWL_DATASET_MIN_CONFIDENCE")
-    return float(value)
+        forced = medical_by_format or [False] * len(arrays)
+        return [self.verdict(p, s, f) for p, s, f in zip(out.medical_probability, scores, forced)]
 
 
 def read_metadata(model_dir: Path) -> dict:
@@ -257,7 +245,8 @@ def _load_litert(path: Path, classes: int):
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if shape[0] != len(batch):
             interp.resize_tensor_input(inp, batch.shape)
-            interp.allocate_tensors()
+            with native_info_silenced():
+                interp.allocate_tensors()
             shape[0] = len(batch)
         interp.set_tensor(inp, batch)
         interp.invoke()

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -18,7 +18,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from medcrawl.model.panels import find_panels
 
 # Pillow's own decompression-bomb limit (about 89 Mpx) is enforced as an error, not a warning.
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+DEFAULT_MAX_PIXELS = cast(int, Image.MAX_IMAGE_PIXELS)
 
 # The image formats medcrawl knows, in one place: Pillow format -> file extension, the other
 # suffixes image files and URLs go by, and the magic bytes the store recognises content by.
@@ -111,7 +111,7 @@ def open_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft_s
     if kind in ("pdf", "html"):
         raise ImageError("not_an_image", f"content is {kind.upper()}")
     with _BOMB_WARNINGS_AS_ERRORS, _decode_errors():
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         info = ImageInfo(img.width, img.height, img.format or "unknown", img.mode,
                          getattr(img, "n_frames", 1))
         _check_pixels(info, max_pixels)
@@ -152,7 +152,7 @@ def reduced(img: Image.Image, size: int) -> Image.Image:
     try:
         return img.reduce(factor)                         # box average, where the mode allows
     except ValueError:                                    # palette, 1-bit, 16-bit: nearest pixels
-        return img.resize((img.width // factor, img.height // factor), Image.NEAREST)
+        return img.resize((img.width // factor, img.height // factor), Image.Resampling.NEAREST)
 
 
 class PixelBudget:
@@ -272,7 +272,7 @@ def _rescale_to_l(img: Image.Image) -> Image.Image:
 def resize_square(img: Image.Image, size: int) -> np.ndarray:
     """Squash an RGB image to size x size and return it as uint8 HxWx3."""
     if img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(img, dtype=np.uint8)
 
 

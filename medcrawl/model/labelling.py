@@ -9,11 +9,14 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from medcrawl.model.classifier import MEDICAL, Classifier, Prediction
+from medcrawl.labels import MEDICAL
+from medcrawl.model.classifier import Classifier, Prediction
 from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, open_image, release_memory, to_rgb
 from medcrawl.model.panels import find_panels, is_compound
 from medcrawl.items import ImageItem
 
+# What a row's label_source may say besides "model": its file format made it medical.
+FORMAT_LABEL_SOURCES = ("dicom", "nifti")
 # Threads that decode a batch's images side by side (Pillow releases the GIL while decoding).
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
@@ -43,7 +46,7 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
         if isinstance(result, ImageError):
             item.fail(result.reason, result.status)
             item.width, item.height = result.size or (item.width, item.height)
-            item.modality = ""                    # failed rows have no modality, not even a tag's
+            item.modality, item.label_source = "", ""    # failed rows have no modality or label
             continue
         info, array = result
         item.width, item.height = info.width, info.height
@@ -52,8 +55,10 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
         item.compound, item.panel_boxes = is_compound(info.panels), info.panels
         ready.append(item)
         arrays.append(array)
-    for item, verdict in zip(ready, classifier.classify_arrays(arrays)):
+    by_format = [item.label_source in FORMAT_LABEL_SOURCES for item in ready]
+    for item, verdict in zip(ready, classifier.classify_arrays(arrays, by_format)):
         item.label, item.confidence = verdict.label, round(verdict.confidence, 6)
+        item.label_source = item.label_source if item.label_source in FORMAT_LABEL_SOURCES else "model"
         item.medical_probability = round(verdict.medical_probability, 6)
         item.model, item.status, item.error = classifier.name, "ok", ""
         set_modality(item, verdict)
@@ -82,7 +87,7 @@ def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels:
     """Fill the item's sha256; its (ImageInfo, model input), or the ImageError that rejects it."""
     item.content_sha256()
     try:
-        return classifier.prepare(item.body, min_size=min_size, max_pixels=max_pixels, preview=preview,
+        return classifier.prepare(item.body or b"", min_size=min_size, max_pixels=max_pixels, preview=preview,
                                   panels=True)
     except ImageError as exc:
         return exc

@@ -44,7 +44,8 @@ def find_panels(image: Image.Image, size: tuple[int, int] | None = None) -> tupl
     if len(panels) < 2 or _area(panels) < MIN_COVER * image.width * image.height:
         return ((0, 0, width, height),)
     sx, sy = width / image.width, height / image.height
-    return tuple((round(l * sx), round(t * sy), round(r * sx), round(b * sy)) for l, t, r, b in panels)
+    return tuple((round(left * sx), round(top * sy), round(right * sx), round(bottom * sy))
+                 for left, top, right, bottom in panels)
 
 
 def is_compound(panels: tuple[Box, ...]) -> bool:

@@ -14,9 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from medcrawl import __version__
-from medcrawl.config import Config, MedicalConfig, model_location, unknown_modalities
-from medcrawl.model.classifier import (ENGINES, MEDICAL, MODALITIES, OTHER_MODALITY, Classifier, ModelError,
-                                       load_shared)
+from medcrawl.config import Config, LoadedModel, MedicalConfig, unknown_modalities
+from medcrawl.labels import MEDICAL, MODALITIES, OTHER_MODALITY
+from medcrawl.model.classifier import ENGINES, Classifier, ModelError
 from medcrawl.oneoff.fetch import FetchLimits
 
 EXIT_OK, EXIT_FATAL, EXIT_UNREADABLE = 0, 1, 2
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copy images labelled medical into DIR, once each, as SHA256.EXT")
     g.add_argument("--min-confidence", type=probability, metavar="P",
                    help="with --export-medical: only images whose medical probability is at least "
-                   "P (default: the model's threshold, i.e. every image labelled medical)")
+                   "P (default: the model's decision threshold, i.e. every image labelled medical; "
+                   "a crawl's dataset folder uses the model's stricter dataset_min_confidence)")
     g.add_argument("--by-modality", action="store_true",
                    help="with --export-medical: sort the images into DIR/MODALITY/ folders")
     g.add_argument("--modality", type=modality_list, metavar="LIST",
@@ -213,9 +214,9 @@ def fetch_limits(args, timeout: float | None = None) -> FetchLimits:
                        allowed_networks=tuple(args.allow_network))
 
 
-def _classifier_or_exit(args) -> Classifier | None:
+def _model_or_exit(args) -> LoadedModel | None:
     try:
-        return load_shared(*model_location(args.model, args.engine))
+        return LoadedModel.load(args.model, args.engine)
     except ModelError as exc:
         print(f"medcrawl: error: cannot load the model: {exc}", file=sys.stderr)
         return None
@@ -226,17 +227,19 @@ def cmd_classify(args) -> int:
     from medcrawl.oneoff.writers import MedicalExport, open_writer
     from medcrawl.oneoff.fetch import Fetcher
     from medcrawl.oneoff.inputs import InputReader, expand, labelled_batches
-    classifier = _classifier_or_exit(args)
-    if classifier is None:
+    model = _model_or_exit(args)
+    if model is None:
         return EXIT_FATAL
+    classifier = model.classifier
     if not _export_options_ok(args, classifier):
         return EXIT_FATAL
     fmt = args.format or _format_for(args.output)
-    min_conf = classifier.threshold if args.min_confidence is None else args.min_confidence
+    # The export takes every image labelled medical unless asked for more confidence.
+    min_conf = model.decision_threshold if args.min_confidence is None else args.min_confidence
     reader = InputReader(Fetcher(fetch_limits(args)), max_bytes=args.max_bytes,
                          max_images=args.max_images, medical=medical_options(args))
     sources = expand(args.inputs)
-    stats = Counter()
+    stats: Counter[str] = Counter()
     with ExitStack() as stack:
         try:
             out = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
@@ -288,7 +291,7 @@ def _format_for(output: str | None) -> str:
 def medical_options(args):
     """How DICOM/NIfTI inputs are rendered, from the command line."""
     from medcrawl.extract.medical import MedicalOptions
-    return MedicalOptions(args.dicom_frames, Config.max_pixels)
+    return MedicalOptions(args.dicom_frames, Config.max_pixels, min_size=args.min_size)
 
 
 def _outcome(item) -> str:
@@ -345,8 +348,8 @@ def _not_images(stats: Counter) -> str:
 
 def cmd_ui(args) -> int:
     """Serve the web page until interrupted."""
-    classifier = _classifier_or_exit(args)
-    if classifier is None:
+    model = _model_or_exit(args)
+    if model is None:
         return EXIT_FATAL
     from medcrawl.oneoff import ui
     settings = ui.UiSettings(
@@ -356,7 +359,7 @@ def cmd_ui(args) -> int:
         concurrency=args.concurrency, fetch=fetch_limits(args), medical=medical_options(args),
         review=ui.ReviewSettings(Path(args.review_root or Path(args.review).parent if args.review else "."),
                                  args.review, args.review_store))
-    ui.serve(classifier, settings, host=args.host, port=args.port)
+    ui.serve(model.classifier, settings, host=args.host, port=args.port)
     return EXIT_OK
 
 

@@ -138,7 +138,7 @@ def make_thumbnail(path: Path) -> str:
 
 def collect_images(folder: Path, log=print) -> list[SiteImage]:
     """A few images of every installed package source, copied into ``folder``."""
-    from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+    from medcrawl.labels import MEDICAL, NON_MEDICAL
     from medcrawl.samples.build import MAIN_SOURCES, build
     from medcrawl.samples.dicom import PydicomNM
     from medcrawl.samples.documents import Charts, Documents
@@ -194,6 +194,7 @@ def crawl_command(url: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "scrapy", "crawl", "site", "-a", f"start_urls={url}",
             "-O", str(out / "feed.csv"), "-O", str(out / "feed.jsonl"),
             "-s", f"MEDCRAWL_DATASET_DIR={out / 'dataset'}", "-s", f"IMAGES_STORE={out / 'images'}",
+            "-s", f"MEDCRAWL_REPORT={out / 'report.html'}",
             "-s", "AUTOTHROTTLE_ENABLED=False", "-s", f"LOG_FILE={out / 'crawl.log'}"]
 
 
@@ -208,6 +209,19 @@ def run_crawl(url: str, out: Path, timeout: float = 600) -> None:
         raise DemoError(f"the crawl exited with {proc.returncode}:\n{proc.stderr[-2000:]}{tail}")
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """An image the model labelled otherwise than the package it came from."""
+
+    image: str          # the image's file name, or ``report.pdf p.N`` for a PDF image
+    expected: str       # the package's label
+    label: str          # the model's
+    confidence: float
+
+    def line(self) -> str:
+        return f"  {self.image}: package {self.expected}, model {self.label} ({self.confidence:.2f})"
+
+
 @dataclass
 class Summary:
     """What the crawl produced: row counts, labels, reasons, agreement with the package labels."""
@@ -220,6 +234,7 @@ class Summary:
     agreed: int
     compared: int
     dataset_files: int
+    disagreements: list[Disagreement] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"rows: {self.rows} ({', '.join(f'{k} {v}' for k, v in sorted(self.status.items()))})",
@@ -229,7 +244,9 @@ class Summary:
         if self.reasons:
             out.append("errors/skips: " + ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())))
         if self.compared:
-            out.append(f"agreement with the package labels: {self.agreed}/{self.compared} images")
+            out.append(f"agreement with the package labels: {self.agreed}/{self.compared} images"
+                       + (", except:" if self.disagreements else ""))
+            out += [d.line() for d in self.disagreements]
         out.append(f"dataset files: {self.dataset_files}")
         return out
 
@@ -249,16 +266,25 @@ def summarise(out: Path, site: DemoSite) -> Summary:
         by_type=Counter(r["source_type"] for r in rows),
         agreed=sum(truth[r["sha256"]] == r["label"] for r in compared), compared=len(compared),
         dataset_files=sum(1 for p in dataset.rglob("*") if p.is_file() and p.name != "manifest.csv")
-        if dataset.is_dir() else 0)
+        if dataset.is_dir() else 0,
+        disagreements=sorted({Disagreement(image_name(r), truth[r["sha256"]], r["label"], float(r["confidence"]))
+                              for r in compared if truth[r["sha256"]] != r["label"]}, key=lambda d: d.image))
+
+
+def image_name(row: dict) -> str:
+    """How the summary names a row's image: its file name, or the PDF and page it is on."""
+    if row["source_type"] == "pdf":
+        return f"{row['source_url'].rsplit('/', 1)[-1]} p.{row['pdf_page']}"
+    return row["image_url"].rsplit("/", 1)[-1]
 
 
 def run_demo(out: Path = DEFAULT_OUT, pages: int = 4, log=print) -> Summary:
     """Build, serve and crawl the demo site; return the summary (also printed through ``log``)."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("feed.csv", "feed.jsonl", "crawl.log"):
+    for stale in ("feed.csv", "feed.jsonl", "crawl.log", "report.html"):
         (out / stale).unlink(missing_ok=True)
-    for stale in ("dataset", "images"):
+    for stale in ("dataset", "images", "report_files"):
         shutil.rmtree(out / stale, ignore_errors=True)
     started = time.monotonic()
     site = DemoSite(out / "site", pages).build(log)
@@ -271,6 +297,9 @@ def run_demo(out: Path = DEFAULT_OUT, pages: int = 4, log=print) -> Summary:
     log(f"done in {time.monotonic() - started:.0f}s")
     log(f"feeds:   {out / 'feed.csv'}\n         {out / 'feed.jsonl'}")
     log(f"dataset: {out / 'dataset'}  images: {out / 'images'}")
+    report = out / "report.html"
+    log(f"report:  {report} (open it in a browser)" if report.is_file()
+        else f"report:  not written (see {out / 'crawl.log'})")
     for line in summary.lines():
         log(line)
     return summary

@@ -191,11 +191,12 @@ class Fetcher:
                     watchdog: Watchdog) -> http.client.HTTPConnection:
         """A connection to ``host`` that opens its socket to the already checked ``address``."""
         timeout = _remaining(deadline, self.limits.timeout)
+        conn: http.client.HTTPConnection
         if scheme == "https":
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn._create_connection = lambda _addr, tmo, src: watchdog.watch(
+        conn._create_connection = lambda _addr, tmo, src: watchdog.watch(  # type: ignore[attr-defined]
             socket.create_connection((address, port), tmo, src))
         return conn
 

@@ -33,6 +33,16 @@ class Image:
     file: Path | None                 # the image on disk, None when not available
     occurrences: int = 1
     correction: Correction | None = None
+    caption: str = ""                 # the first caption among its rows, else the first alt text
+    _has_caption: bool = field(default=False, repr=False)
+
+    def take_caption(self, row: dict) -> None:
+        """Keep a row's caption (or its alt text while no row had a caption) as the image's."""
+        caption, alt = (" ".join((row.get(name) or "").split()) for name in ("caption", "alt"))
+        if caption and not self._has_caption:
+            self.caption, self._has_caption = caption, True
+        elif alt and not self.caption:
+            self.caption = alt
 
     @property
     def sha256(self) -> str:
@@ -103,9 +113,11 @@ class Harvest:
                 continue
             if sha in self.images:
                 self.images[sha].occurrences += 1
+                self.images[sha].take_caption(row)
                 continue
             file = self.images_root / row[key] if self.images_root and row.get(key) else None
             self.images[sha] = Image(row, file)
+            self.images[sha].take_caption(row)
         self.refresh()
 
     def refresh(self) -> None:
@@ -116,11 +128,12 @@ class Harvest:
         files = self._moved_files() if self.is_dataset else {}
         for sha, image in self.images.items():
             image.correction = corrections.get(sha)
-            if files.get(sha):
+            if files.get(sha) and self.images_root:
                 image.row["file"], image.file = files[sha], self.images_root / files[sha]
 
     def _moved_files(self) -> dict[str, str]:
         """sha256 -> file from the manifest when it changed since last read (corrections rewrite it)."""
+        assert self.dataset is not None
         st = self.dataset.manifest.stat()
         if self._manifest_key == (st.st_mtime_ns, st.st_size):
             return {}

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medcrawl.model.classifier import Classifier
 from medcrawl.extract.html import extract_page
@@ -41,7 +42,7 @@ def is_url(text: str) -> bool:
 
 def expand(inputs: Iterable[str]) -> list[str]:
     """Inputs with directories replaced by the files under them (not hidden ones), sorted."""
-    out = []
+    out: list[str] = []
     for text in inputs:
         if not is_url(text) and os.path.isdir(text):
             out.extend(str(p) for p in sorted(Path(text).rglob("*")) if p.is_file()
@@ -137,13 +138,14 @@ class InputReader:
         window = max(1, self.workers) * 4
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             for start in range(0, len(urls), window):
-                for rows in pool.map(lambda u: self._page_image(u, page_url),
+                for rows in pool.map(lambda u: self._page_image(u, page_url, links.row_text(u)),
                                      urls[start:start + window]):
                     yield from rows
 
-    def _page_image(self, url: str, page_url: str) -> list[ImageItem]:
-        """One row for an image on the page; one per frame for a DICOM/NIfTI file it links."""
-        item = ImageItem(image_url=url, source_url=page_url, source_type="html")
+    def _page_image(self, url: str, page_url: str, text: dict[str, Any]) -> list[ImageItem]:
+        """One row for an image on the page (with its text and licence columns); one per frame
+        for a DICOM/NIfTI file it links."""
+        item = ImageItem(image_url=url, source_url=page_url, source_type="html", **text)
         try:
             resp = self.fetcher.get(url, self._deadline)
         except FetchError as exc:

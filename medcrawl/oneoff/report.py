@@ -127,6 +127,7 @@ td.n{text-align:right}.tables{display:flex;flex-wrap:wrap;align-items:flex-start
 .grid{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;width:160px;font-size:12px}
 figure img{width:160px;height:160px;object-fit:contain;background:#f3f3f3;display:block}
 figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.muted{color:#777}
+.caption{margin:2px 0 0;color:#444;display:-webkit-box;-webkit-line-clamp:3;-webkit-box-orient:vertical;overflow:hidden}
 </style></head><body>
 <h1>Harvest report: {{ harvest.name }}</h1>
 <p>{{ harvest.rows|length }} rows, {{ harvest.images|length }} distinct images
@@ -150,6 +151,7 @@ figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.muted{colo
 <div class="grid">{% for image in images %}{% set src = source(image.row) %}<figure>
 <a href="{{ image_link(image) }}" title="{{ image.row.image_url }}">{% if thumb(image) %}<img src="{{ thumb(image) }}" alt="{{ image.sha256[:12] }}">{% else %}<span class="muted">no thumbnail</span>{% endif %}</a>
 <figcaption>{{ image.label }} {{ "%.2f"|format(image.confidence) }}{% if image.modality %} · {{ image.modality }}{% endif %}{% if image.correction %} ✓{% endif %}{% if image.uncertain %} · uncertain{% endif %}<br>
-<a href="{{ image.row.image_url|web }}">image</a> · <a href="{{ src[0]|web }}">{{ src[1] }}</a> · {{ image.row.site }}</figcaption></figure>{% endfor %}</div>
+<a href="{{ image.row.image_url|web }}">image</a> · <a href="{{ src[0]|web }}">{{ src[1] }}</a> · {{ image.row.site }}</figcaption>
+{% if image.caption %}<p class="caption" title="{{ image.caption }}">{{ image.caption|truncate(300) }}</p>{% endif %}</figure>{% endfor %}</div>
 {% endfor %}</body></html>
 """)

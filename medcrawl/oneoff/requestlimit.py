@@ -32,7 +32,7 @@ class RequestSizeLimit:
         if length.isdigit() and int(length) > self.max_bytes:
             await self._refuse(send)
             return
-        started = False
+        started, received = False, 0
 
         async def counted_receive() -> dict[str, Any]:
             nonlocal received
@@ -47,7 +47,6 @@ class RequestSizeLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        received = 0
         try:
             await self.app(scope, counted_receive, tracked_send)
         except TooLarge:

@@ -7,7 +7,9 @@ the selection then moves to the next image.
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +17,10 @@ import gradio as gr
 
 from medcrawl.corrections import LABELS, MEDICAL, UNCERTAIN, UNUSABLE
 from medcrawl.oneoff.harvest import Harvest, HarvestError, Image, source_link, thumbnails
-from medcrawl.model.classifier import MODALITIES as MODEL_MODALITIES, OTHER_MODALITY
+from medcrawl.labels import MODALITIES as MODEL_MODALITIES, OTHER_MODALITY
 
 PAGE_SIZE = 48
+GALLERY_CAPTION = 80        # characters of an image's caption under its thumbnail
 ANY = "any"
 MODALITIES = (*MODEL_MODALITIES, OTHER_MODALITY)
 KEEP = "keep"
@@ -92,7 +95,8 @@ class ReviewService:
 
     def gallery(self, images: list[Image]) -> list[tuple[str, str]]:
         thumbs = thumbnails(images, self.workdir)
-        return [(str(thumbs[i.sha256]), caption(i)) for i in images if i.sha256 in thumbs]
+        return [(str(thumbs[i.sha256]), caption(i) + (f"\n{_cut(i.caption)}" if i.caption else ""))
+                for i in images if i.sha256 in thumbs]
 
     @staticmethod
     def mark(harvest: Harvest, image: Image, label: str, modality: str) -> None:
@@ -109,6 +113,15 @@ def caption(image: Image) -> str:
     return f"{mark}{image.label} {image.confidence:.2f}" + (f" · {image.modality}" if image.modality else "")
 
 
+def markdown_text(text: str) -> str:
+    """Text from a web page shown as itself in Markdown: HTML escaped, Markdown marks backslashed."""
+    return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", html.escape(" ".join(text.split())))
+
+
+def _cut(text: str, limit: int = GALLERY_CAPTION) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def details(image: Image | None, harvest: Harvest | None) -> str:
     """The selected image's rows, links and decisions, as Markdown."""
     if image is None or harvest is None:
@@ -118,6 +131,8 @@ def details(image: Image | None, harvest: Harvest | None) -> str:
              + (" · in uncertain/" if image.uncertain else ""),
              f"[image]({row['image_url']}) · [{text}]({source})"
              f" · {row['site']} · seen {image.occurrences}×", f"`{image.sha256}`"]
+    if image.caption:
+        lines.append(f"*{markdown_text(image.caption)}*")
     if image.correction:
         c = image.correction
         lines.append(f"Reviewed {c.when}: {c.old_label} {c.old_modality} → {c.new_label} {c.new_modality}")

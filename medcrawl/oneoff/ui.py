@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -18,7 +19,8 @@ import gradio as gr  # noqa: E402 - after the analytics switch
 import pandas as pd  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
-from medcrawl.model.classifier import MEDICAL, Classifier  # noqa: E402
+from medcrawl.labels import MEDICAL  # noqa: E402
+from medcrawl.model.classifier import Classifier  # noqa: E402
 from medcrawl.oneoff.writers import MedicalExport, write_rows  # noqa: E402
 from medcrawl.oneoff.fetch import Fetcher, FetchLimits  # noqa: E402
 from medcrawl.oneoff.requestlimit import RequestSizeLimit  # noqa: E402
@@ -98,7 +100,7 @@ class ClassifyService:
         csv = write_rows(items, out / "medcrawl-results.csv")
         zipped = export.zip(out / "medical-images.zip") if export.files else None
         return Result([(thumbs[id(i)], caption(i)) for i in shown], [i.modality or i.label for i in shown],
-                      table(items), str(csv), zipped and str(zipped),
+                      table(items), str(csv), str(zipped) if zipped else None,
                       summary(items, reader.truncated, self.settings.max_images))
 
     def _request_dir(self) -> Path:
@@ -170,14 +172,14 @@ def build_app(classifier: Classifier, settings: UiSettings) -> gr.Blocks:
             review.build_tab(app, settings.review, workdir / "review-thumbnails")
         inputs["upload_btn"].click(handlers.on_upload, inputs["uploads"], outputs, api_name="classify_uploads")
         inputs["url_btn"].click(handlers.on_url, inputs["url"], outputs, api_name="classify_url")
-        inputs["url"].submit(handlers.on_url, inputs["url"], outputs, api_name=False)
+        inputs["url"].submit(handlers.on_url, inputs["url"], outputs, api_name=False)  # type: ignore[arg-type]
         inputs["pdf_btn"].click(handlers.on_pdf, [inputs["pdf"], inputs["pdf_url"]], outputs,
                                 api_name="classify_pdf")
     app.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return app
 
 
-def _input_tabs() -> dict[str, gr.components.Component]:
+def _input_tabs() -> dict[str, Any]:
     """The Upload, URL and PDF tabs: their inputs and buttons by name."""
     with gr.Tabs():
         with gr.Tab("Upload", id="upload"):
@@ -218,7 +220,7 @@ def _result_area() -> list[gr.components.Component]:
     frame = gr.Dataframe(value=table([]), label="Results (one row per image)",
                          interactive=False, max_chars=48, pinned_columns=1,
                          elem_id="results", max_height=600)
-    show.change(filter_gallery, [show, shown], gallery, api_name=False)
+    show.change(filter_gallery, [show, shown], gallery, api_name=False)  # type: ignore[arg-type]
     return [gallery, frame, csv_btn, zip_btn, message, shown, show]
 
 
@@ -278,6 +280,9 @@ def serve(classifier: Classifier, settings: UiSettings, host: str = "127.0.0.1",
     limit = Middleware(RequestSizeLimit, max_bytes=settings.max_request_size)
     app.launch(server_name=host, server_port=port, max_file_size=settings.max_file_size,
                app_kwargs={"middleware": [limit]},
-               prevent_thread_lock=not block, show_error=False, ssr_mode=False, share=False,
-               quiet=not block)
+               prevent_thread_lock=True, show_error=False, ssr_mode=False, share=False,
+               quiet=True)                         # no hint about public share links: never offered here
+    if block:
+        print(f"medcrawl: web page on {app.local_url} (Ctrl+C stops it)", flush=True)
+        app.block_thread()
     return app

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from medcrawl.files import confident, file_name, write_once
 from medcrawl.items import ROW_FIELDS, ImageItem
-from medcrawl.model.classifier import MEDICAL
+from medcrawl.labels import MEDICAL
 
 FORMATS = ("table", "csv", "jsonl")
 
@@ -46,26 +46,32 @@ class FeedWriter:
 
 
 class TableWriter:
-    """A plain-text table of the main columns, printed when all rows are in."""
+    """A plain-text table of the main columns, printed when all rows are in; the caption (else the
+    alt text) cut to CAPTION_WIDTH characters here only (CSV and JSON lines keep it whole)."""
 
-    COLUMNS = ("image", "type", "page", "size", "label", "confidence", "modality", "status")
+    COLUMNS = ("image", "type", "page", "size", "label", "confidence", "modality", "status", "caption")
+    CAPTION_WIDTH = 40
 
     def __init__(self, stream: BinaryIO, width: int | None = None):
-        self.stream, self.rows = stream, []
+        self.stream = stream
+        self.rows: list[tuple[str, ...]] = []
         self.width = width or shutil.get_terminal_size((120, 24)).columns
 
     def write(self, item: ImageItem) -> None:
         size = f"{item.width}x{item.height}" if item.width else ""
         conf = f"{item.confidence:.3f}" if item.confidence is not None else ""
         status = f"{item.status}: {item.error}" if item.error else item.status
+        caption = _fit(" ".join((item.caption or item.alt).split()), self.CAPTION_WIDTH, False).rstrip()
         self.rows.append(tuple(map(printable, (item.image_url, item.source_type, str(item.pdf_page or ""),
-                                               size, item.label, conf, item.modality, status))))
+                                               size, item.label, conf, item.modality, status, caption))))
 
     def close(self) -> None:
         rows = [self.COLUMNS, *self.rows]
         widths = [max(len(r[i]) for r in rows) for i in range(len(self.COLUMNS))]
-        rest = sum(widths[1:]) + 2 * (len(widths) - 1)
-        widths[0] = max(20, min(widths[0], self.width - rest))
+        over = sum(widths) + 2 * (len(widths) - 1) - self.width
+        for column, floor in ((len(widths) - 1, 12), (0, 20)):     # narrow the caption, then the image
+            cut = max(0, min(over, widths[column] - floor))
+            widths[column], over = widths[column] - cut, over - cut
         lines = ["  ".join(_fit(cell, w, i == 0) for i, (cell, w) in enumerate(zip(row, widths)))
                  .rstrip() for row in rows]
         self.stream.write(("\n".join(lines) + "\n").encode())
@@ -128,7 +134,7 @@ class MedicalExport:
             folder = self.directory / item.modality if self.by_modality else self.directory
             folder.mkdir(exist_ok=True)
             path = folder / file_name(item)
-            write_once(path, item.body)
+            write_once(path, item.body or b"")
             self.files[item.sha256] = path
         item.path = path.relative_to(self.directory).as_posix()
         return path

@@ -14,10 +14,11 @@ from typing import Any
 
 from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.crawler import Crawler
 from twisted.internet.defer import Deferred, DeferredList
 
-from medcrawl.model.classifier import Classifier, ModelError, load_shared
-from medcrawl.config import Config, IndexConfig
+from medcrawl.model.classifier import Classifier, ModelError
+from medcrawl.config import Config, IndexConfig, LoadedModel
 from medcrawl.items import ImageItem
 from medcrawl.model.labelling import label_items
 from medcrawl.nearduplicates import PREVIEW_SIDE
@@ -94,15 +95,16 @@ class ClassifyPipeline:
         self._submitted: set[str] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ClassifyPipeline:
+    def from_crawler(cls, crawler: Crawler) -> ClassifyPipeline:
         config = Config.from_crawler(crawler)
         try:
-            classifier = load_shared(config.model, config.model_engine)
+            model = LoadedModel.from_crawler(crawler)
         except ModelError as exc:
             logger.critical("medcrawl cannot start: %s", exc)
             raise
-        logger.info("Model %s loaded (%s engine, %dpx input, threshold %.3f)", classifier.name,
-                    classifier.engine, classifier.input_size, classifier.threshold)
+        classifier = model.classifier
+        logger.info("Model %s loaded (%s engine, %dpx input, decision threshold %.3f)", classifier.name,
+                    classifier.engine, classifier.input_size, model.decision_threshold)
         return cls(classifier, config, shared_index(crawler, store_uri(crawler.settings)), crawler.stats,
                    IndexConfig.from_crawler(crawler).wait)
 

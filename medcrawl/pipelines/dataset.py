@@ -31,13 +31,15 @@ from typing import Any
 from scrapy.exceptions import NotConfigured
 from scrapy.pipelines.files import FSFilesStore
 from scrapy.statscollectors import StatsCollector
+from scrapy.crawler import Crawler
 
-from medcrawl.config import Config
+from medcrawl.config import Config, LoadedModel
 from medcrawl.corrections import MANIFEST_FIELDS, UNCERTAIN, DatasetDir, folder_for
 from medcrawl.dedupe import DuplicateGroups, Group
 from medcrawl.files import TMP_PREFIX, confident, file_name, write_once
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL, OTHER_MODALITY, dataset_min_confidence, load_shared
+from medcrawl.labels import MEDICAL, NON_MEDICAL, OTHER_MODALITY
+from medcrawl.model.classifier import Classifier
 from medcrawl.model.images import ImageError, open_image
 from medcrawl.nearduplicates import PREVIEW_SIDE, Fingerprint
 from medcrawl.pipelines.store import store_uri
@@ -59,19 +61,18 @@ class DatasetPipeline:
         self._rows: set[tuple[str, str, str]] = set()
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> DatasetPipeline:
+    def from_crawler(cls, crawler: Crawler) -> DatasetPipeline:
         config = Config.from_crawler(crawler)
         if not config.dataset_dir:
             raise NotConfigured("MEDCRAWL_DATASET_DIR is not set")
         uri = store_uri(crawler.settings) or ""
         store = FSFilesStore(uri) if "://" not in uri or uri.startswith("file://") else None
+        model = LoadedModel.from_crawler(crawler)
         if config.dataset_layout == "modality" or config.dataset_modalities:
-            check_modality_model(config)
-        min_confidence = config.dataset_min_confidence
-        if min_confidence is None:
-            min_confidence = dataset_min_confidence(Path(config.model))
+            check_modality_model(config, model.classifier)
+        min_confidence = model.require_dataset_min_confidence()
         return cls(Path(config.dataset_dir), min_confidence, crawler.stats, config, store,
-                   build_info(config, min_confidence))
+                   build_info(config, model, min_confidence))
 
     def open_spider(self) -> None:
         for label in (MEDICAL, NON_MEDICAL):
@@ -131,7 +132,7 @@ class DatasetPipeline:
     def _kept_file(self, item: ImageItem, group: Group | None, split: str) -> str:
         """The file holding the item's picture, written when the item is the kept image and its file
         is not there yet; a larger copy replaces the smaller one's file (manifest rows follow)."""
-        if item.duplicate_of and group.id in self._files:
+        if item.duplicate_of and group is not None and group.id in self._files:
             return self._files[group.id]
         item.duplicate_of = ""                   # its group's kept file never made it (a killed crawl)
         rel = self.relative_path(item, split)
@@ -154,7 +155,9 @@ class DatasetPipeline:
     def _files(self) -> dict[str, str]:
         """Each group's file, as the manifest has it."""
         files: dict[str, str] = {}
-        for row in self.dataset.rows() if self.groups is not None else ():
+        if self.groups is None:
+            return files
+        for row in self.dataset.rows():
             group = self.groups.group_of(row["sha256"])
             if group is not None and row["file"] and (group.id not in files or row["sha256"] == group.kept):
                 files[group.id] = row["file"]       # the kept content's file; else (a crawl killed
@@ -203,17 +206,15 @@ class DatasetPipeline:
         return source.read_bytes() if source.is_file() else None
 
 
-def build_info(config: Config, min_confidence: float) -> BuildInfo:
+def build_info(config: Config, model: LoadedModel, min_confidence: float) -> BuildInfo:
     """The card's account of the crawl's model and dataset settings."""
-    classifier = load_shared(config.model, config.model_engine)
-    return BuildInfo(classifier.name, classifier.threshold, min_confidence, config.dataset_dedupe,
+    return BuildInfo(model.classifier.name, model.decision_threshold, min_confidence, config.dataset_dedupe,
                      config.dataset_splits, config.dataset_licenses, config.dataset_modalities,
                      config.split_panels)
 
 
-def check_modality_model(config: Config) -> None:
+def check_modality_model(config: Config, classifier: Classifier) -> None:
     """The modality layout and filter need a model that names modalities (and the ones asked for)."""
-    classifier = load_shared(config.model, config.model_engine)
     names = set(classifier.modalities) | {OTHER_MODALITY}
     missing = [m for m in config.dataset_modalities if m not in names]
     if not classifier.modalities or missing:

@@ -1,8 +1,10 @@
 """Download row images with Scrapy's FilesPipeline and keep each distinct content once.
 
 With a content index (``medcrawl.scaleout.contentindex``; a null index when off) a re-run does
-not download URLs fetched less than ``FILES_EXPIRES`` days ago whose content is labelled, and
-stores only content the index does not have. Stats: ``medcrawl/index/url_uptodate``.
+not download URLs fetched less than ``FILES_EXPIRES`` days ago whose content is labelled
+(``pipelines/expiry.py``), and stores only content the index does not have or whose file is gone
+from the store. DICOM/NIfTI files behind an image URL are rendered by ``medcrawl.rendering``.
+Stats: ``medcrawl/stored``, ``medcrawl/store/duplicate``, ``medcrawl/index/file_missing``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from io import BytesIO
 from typing import Any
 
 from scrapy import signals
+from scrapy.crawler import Crawler
 from scrapy.http import Request, Response
 from scrapy.http.request import NO_CALLBACK
 from scrapy.pipelines.files import FilesPipeline
@@ -23,14 +26,15 @@ from scrapy.settings import BaseSettings
 from scrapy.statscollectors import StatsCollector
 from scrapy.utils.defer import ensure_awaitable, maybe_deferred_to_future
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
-from medcrawl.config import Config, MedicalConfig
-from medcrawl.executor import OneThreadExecutor
-from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows, original_extension
+from medcrawl.config import Config, LoadedModel
+from medcrawl.extract.medical import medical_format, original_extension
 from medcrawl.failures import MediaFailure, failure_reason
 from medcrawl.items import ImageItem
-from medcrawl.model.classifier import load_shared
 from medcrawl.model.images import content_extension
+from medcrawl.pipelines.expiry import UrlExpiry
+from medcrawl.rendering import MedicalRenderer
 from medcrawl.scaleout.contentindex import ContentIndex, shared_index
 
 logger = logging.getLogger(__name__)
@@ -46,13 +50,14 @@ def store_uri(settings: BaseSettings) -> str | None:
 class ContentStore:
     """Content-addressed storage in any Scrapy files store: ``full/ab/<sha256>.<ext>``, once.
 
-    Content counts as stored when this process stored it, the index has it or another worker
-    holds its claim.
+    Content counts as stored when this process stored it, or when the index has it (or another
+    worker holds its claim) and its file is in the store.
     """
 
     def __init__(self, store: Any, stats: StatsCollector, index: ContentIndex):
         self.store, self.stats, self.index = store, stats, index
         self._stored: set[str] = set()
+        self._warned = False
 
     @staticmethod
     def key(data: bytes, ext: str | None = None) -> tuple[str, str]:
@@ -61,9 +66,26 @@ class ContentStore:
         ext = ext or content_extension(data)
         return sha, (f"full/{sha[:2]}/{sha}.{ext}" if ext else "")
 
-    def is_stored(self, sha256: str) -> bool:
+    async def is_stored(self, sha256: str, path: str, info: MediaPipeline.SpiderInfo) -> bool:
         """Called right before storing: claims the content for this worker when it is new."""
-        return sha256 in self._stored or not self.index.claim(sha256)
+        if sha256 in self._stored:
+            return True
+        if self.index.claim(sha256):                   # new content: this worker stores it
+            return False
+        if self.index.stored_path(sha256) is None:     # another worker is storing it right now
+            return True
+        return await self.holds(path, info)            # indexed: stored, unless its file is gone
+
+    async def holds(self, path: str, info: MediaPipeline.SpiderInfo) -> bool:
+        """The store has ``path``; a file the index lists but the store lacks is counted and warned about."""
+        if path and await ensure_awaitable(self.store.stat_file(path, info)):
+            return True
+        self.stats.inc_value("medcrawl/index/file_missing")
+        if not self._warned:
+            self._warned = True
+            logger.warning("The content index lists %s but the store has no such file: contents whose "
+                           "files are gone are fetched and stored again", path)
+        return False
 
     def mark_stored(self, sha256: str, stored: bool = True) -> None:
         (self._stored.add if stored else self._stored.discard)(sha256)
@@ -76,7 +98,7 @@ class ContentStore:
         sha, path = self.key(data, ext)
         if not path:
             self.stats.inc_value("medcrawl/store/not_an_image")
-        elif self.is_stored(sha):
+        elif await self.is_stored(sha, path, info):
             self.stats.inc_value("medcrawl/store/duplicate")
         else:
             self.mark_stored(sha)
@@ -99,7 +121,7 @@ class InFlightLimit:
     new pages (and rows) are fetched until they drain. A row leaves on item_scraped/dropped/error.
     """
 
-    def __init__(self, limit: int, crawler: Any = None):
+    def __init__(self, limit: int, crawler: Crawler | None = None):
         self.limit, self.count, self.crawler = limit, 0, crawler
         self._holders: set[int] = set()
         self._waiters: deque[Deferred] = deque()
@@ -138,7 +160,7 @@ class ImageStorePipeline(FilesPipeline):
 
     MEDIA_NAME = "image"
 
-    def __init__(self, store_uri: str, *, crawler: Any):
+    def __init__(self, store_uri: str, *, crawler: Crawler):
         super().__init__(store_uri, crawler=crawler)
         self.config = Config.from_crawler(crawler)
         self.stats = crawler.stats
@@ -148,18 +170,16 @@ class ImageStorePipeline(FilesPipeline):
                                        + crawler.settings.getint("CONCURRENT_REQUESTS"), crawler)
         for signal in (signals.item_scraped, signals.item_dropped, signals.item_error):
             crawler.signals.connect(self.in_flight.leave, signal=signal)
-        medical = MedicalConfig.from_crawler(crawler)
-        self.medical = MedicalOptions(medical.dicom_frames, self.config.max_pixels,
-                                      medical.keep_original)
-        self.medical_thread = OneThreadExecutor("medcrawl-store-medical")
-        crawler.signals.connect(self.medical_thread.close, signal=signals.spider_closed)
+        self.renderer = MedicalRenderer.from_crawler(crawler)
+        self.expiry = UrlExpiry(self.index, self.content.holds, crawler.stats, self.expires,
+                                lambda: self.model_name)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ImageStorePipeline:
+    def from_crawler(cls, crawler: Crawler) -> ImageStorePipeline:
         cls._update_stores(crawler.settings)
-        return cls(store_uri(crawler.settings), crawler=crawler)
+        return cls(store_uri(crawler.settings) or "", crawler=crawler)
 
-    async def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:  # type: ignore[override]   # Scrapy 2.14: no spider argument
         if not isinstance(item, ImageItem) or item.status:
             return item
         if item.panel is None:                      # a panel's figure holds the place (pipelines/panels.py)
@@ -184,18 +204,12 @@ class ImageStorePipeline(FilesPipeline):
     @functools.cached_property
     def model_name(self) -> str:
         """The model's ``name@version`` (loaded once per process, shared with the classifier)."""
-        return load_shared(self.config.model, self.config.model_engine).name
+        return LoadedModel.from_crawler(self.crawler).classifier.name
 
-    def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,
-                          item: Any = None) -> dict | None:
-        """FilesPipeline's expiry rule on the index: a URL fetched recently whose content is labelled."""
-        entry = self.index.url_entry(request.url)
-        if entry is None or entry.age_days() > self.expires:
-            return None
-        if self.index.verdict(entry.sha256, self.model_name) is None:
-            return None
-        self.stats.inc_value("medcrawl/index/url_uptodate")
-        return {"url": request.url, "path": entry.path, "checksum": entry.sha256, "status": "uptodate"}
+    async def media_to_download(self, request: Request, info: MediaPipeline.SpiderInfo, *,  # type: ignore[override]
+                                item: Any = None) -> dict | None:   # a coroutine, which MediaPipeline awaits
+        """A URL the index has up to date and stored is not downloaded (``UrlExpiry``)."""
+        return await self.expiry.known(request.url, info)
 
     async def media_downloaded(self, response: Response, request: Request,
                                info: MediaPipeline.SpiderInfo, *, item: Any = None) -> Any:
@@ -212,9 +226,8 @@ class ImageStorePipeline(FilesPipeline):
     async def medical_frame(self, item: ImageItem, kind: str, data: bytes,
                             info: MediaPipeline.SpiderInfo) -> bytes:
         """A DICOM/NIfTI file behind an image URL: the row becomes its first rendered frame."""
-        rows = await self.medical_thread.run(medical_rows, kind, data, item.image_url,
-                                             item.source_url, item.source_type, self.medical,
-                                             item.pdf_page)
+        rows = await self.renderer.rows(kind, data, item.image_url, item.source_url, item.source_type,
+                                        item.pdf_page)
         first = rows[0]
         if first.status:
             raise MediaFailure(first.error)
@@ -225,7 +238,7 @@ class ImageStorePipeline(FilesPipeline):
         item.frame, item.format, item.modality = first.frame, first.format, first.modality
         if first.original is not None:
             await self.content.persist(first.original, info, original_extension(kind, data))
-        return first.body
+        return first.body or b""
 
     def media_failed(self, failure: Any, request: Request, info: MediaPipeline.SpiderInfo) -> Any:
         reason, status = failure_reason(failure.value)
@@ -251,9 +264,9 @@ class ImageStorePipeline(FilesPipeline):
 
     def item_completed(self, results: list[FileInfoOrError], item: Any,
                        info: MediaPipeline.SpiderInfo) -> Any:
-        for ok, value in results:
-            if ok:
-                item.sha256, item.path = value["checksum"], value["path"]
-            else:
+        for _, value in results:
+            if isinstance(value, Failure):
                 item.fail(*failure_reason(value.value))
+            else:
+                item.sha256, item.path = value["checksum"], value["path"]
         return item

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 from medcrawl.model.images import ImageError, on_white
 from medcrawl.samples.dicom import PydicomCT, PydicomMR, PydicomNM, PydicomUS, PydicomXray
 from medcrawl.samples.everyday import Emoji, OpenClipart, OxygenIcons, SamplePhotos, TuxpaintStamps, Wallpapers
@@ -46,13 +46,13 @@ def encode(sample: Sample, max_side: int) -> tuple[bytes, str, Image.Image]:
     fmt = (img.format or "").upper()
     usable = sample.data is not None and fmt in ("JPEG", "PNG") and max(img.size) <= max_side \
         and img.mode in ("L", "RGB")
-    if usable:
+    if usable and sample.data is not None:
         return sample.data, "jpg" if fmt == "JPEG" else "png", img
     img = flatten(img)
     if max(img.size) > max_side:
         scale = max_side / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                         Image.LANCZOS)
+                         Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     if sample.lossless:
         img.save(buf, "PNG")
@@ -66,7 +66,8 @@ def flatten(img: Image.Image) -> Image.Image:
     if img.mode == "1":
         return img.convert("L")
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return Image.fromarray(to_uint8(np.asarray(img), float(np.min(img)), float(np.max(img))))
+        pixels = np.asarray(img)
+        return Image.fromarray(to_uint8(pixels, float(pixels.min()), float(pixels.max())))
     img = on_white(img)
     return img if img.mode in ("L", "RGB") else img.convert("RGB")
 
@@ -111,7 +112,7 @@ class DatasetWriter:
 
     def near_duplicate(self, source: str, img: Image.Image) -> bool:
         """True if the source already holds an image that looks the same (lossy re-encodings)."""
-        sig = np.asarray(flatten(img).convert("L").resize((16, 16), Image.BILINEAR), np.float32)
+        sig = np.asarray(flatten(img).convert("L").resize((16, 16), Image.Resampling.BILINEAR), np.float32)
         seen = self.signatures.setdefault(source, [])
         if seen and np.min(np.abs(np.stack(seen) - sig).mean(axis=(1, 2))) < NEAR_DUPLICATE:
             return True

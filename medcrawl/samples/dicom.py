@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from medcrawl.extract.dicom import render_frame
-from medcrawl.model.classifier import MEDICAL
+from medcrawl.labels import MEDICAL
 from medcrawl.samples.packages import Package
 from medcrawl.samples.sources import MIN_SIDE, Sample, Source
 

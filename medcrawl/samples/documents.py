@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from medcrawl.model.classifier import NON_MEDICAL
+from medcrawl.labels import NON_MEDICAL
 from medcrawl.samples.packages import Package, deb_files
 from medcrawl.samples.sources import MATPLOTLIB, SKIMAGE, Derived, HardSource, Sample, SampleFiles
 
@@ -85,7 +85,7 @@ def scan_effect(img: Image.Image, rng: random.Random) -> Image.Image:
     paper = rng.randint(225, 252)
     arr = np.asarray(img, np.float32) * (paper / 255.0)
     img = Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
-    img = img.rotate(rng.uniform(-2.0, 2.0), resample=Image.BICUBIC, expand=False, fillcolor=paper)
+    img = img.rotate(rng.uniform(-2.0, 2.0), resample=Image.Resampling.BICUBIC, expand=False, fillcolor=paper)
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.8)))
     noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(2, 8), img.size[::-1])
     return Image.fromarray((np.asarray(img, np.float32) + noise).clip(0, 255).astype(np.uint8), "L")
@@ -131,9 +131,9 @@ def draw_chart(kind: str, rng: random.Random, grey: bool) -> Image.Image:
 
     nrng = np.random.default_rng(rng.randrange(1 << 30))
     fig = Figure(figsize=(rng.uniform(3.2, 5.0), rng.uniform(2.4, 3.8)), dpi=80)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    colours = [str(g) for g in np.linspace(0.1, 0.7, 6)] if grey else None
+    colours: Any = [str(g) for g in np.linspace(0.1, 0.7, 6)] if grey else None
     n = rng.randint(4, 9)
     labels = [rng.choice(("Q", "W", "G", "T", "S")) + str(i + 1) for i in range(n)]
     if kind == "line":
@@ -148,7 +148,7 @@ def draw_chart(kind: str, rng: random.Random, grey: bool) -> Image.Image:
         ax.scatter(x, x * rng.uniform(-1, 1) + nrng.normal(0, 0.5, 120), s=8,
                    c=colours[1] if grey else nrng.uniform(0, 1, 120), cmap=None if grey else "viridis")
     elif kind == "pie":
-        ax.pie(nrng.uniform(1, 5, n), labels=labels, colors=np.linspace(0.2, 0.9, n).astype(str)
+        ax.pie(nrng.uniform(1, 5, n), labels=labels, colors=list(np.linspace(0.2, 0.9, n).astype(str))
                if grey else None, autopct="%1.0f%%" if rng.random() < 0.5 else None)
     elif kind == "hist":
         ax.hist(nrng.normal(0, 1, 400), bins=rng.randint(10, 30), color=colours[3] if grey else None)
@@ -162,5 +162,5 @@ def draw_chart(kind: str, rng: random.Random, grey: bool) -> Image.Image:
     if kind != "pie" and rng.random() < 0.6:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.canvas.draw()
-    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy(), "RGB")
+    canvas.draw()
+    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy(), "RGB")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from medcrawl.model.classifier import NON_MEDICAL
+from medcrawl.labels import NON_MEDICAL
 from medcrawl.model.images import open_image
 from medcrawl.samples.packages import Package, deb_files, npm_root
 from medcrawl.samples.sources import MATPLOTLIB, SKIMAGE, FileSource, Sample, SampleFiles, crops

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from medcrawl.model.classifier import MEDICAL, NON_MEDICAL
+from medcrawl.labels import MEDICAL, NON_MEDICAL
 from medcrawl.samples.build import flatten
 from medcrawl.samples.dicom import PydicomUS
 from medcrawl.samples.documents import Charts, Documents, RealDocuments
@@ -119,8 +119,8 @@ class Cropped(Derived):
         for i, crop in enumerate(crops(sample.image, rng, self.count, *self.scales)):
             if np.asarray(crop.convert("L"), np.float32).std() < MIN_CROP_STD:
                 continue    # a crop of empty background shows nothing of the scan
-            crop = crop.transpose(rng.choice((Image.FLIP_LEFT_RIGHT, Image.ROTATE_90,
-                                              Image.ROTATE_180, Image.FLIP_TOP_BOTTOM)))
+            crop = crop.transpose(rng.choice((Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_90,
+                                              Image.Transpose.ROTATE_180, Image.Transpose.FLIP_TOP_BOTTOM)))
             yield restyle(sample, crop, suffix=f"#crop{i + 1}")
 
 

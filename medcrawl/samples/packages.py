@@ -8,6 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medcrawl.config import samples_npm_dir
 
@@ -59,9 +60,9 @@ def _licence_cached(kind: str, name: str) -> str:
     if kind == "deb":
         return deb_licence(name)
     if kind == "npm":
-        meta = json.loads((npm_root() / name / "package.json").read_text())
-        return f"{meta.get('license', 'unknown')} (npm package.json)"
-    meta = importlib.metadata.metadata(name)
+        package = json.loads((npm_root() / name / "package.json").read_text())
+        return f"{package.get('license', 'unknown')} (npm package.json)"
+    meta: Any = importlib.metadata.metadata(name)        # an email.message.Message
     text = meta.get("License-Expression") or meta.get("License") or ""
     if not text or len(text) > 40 or "\n" in text:
         classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []

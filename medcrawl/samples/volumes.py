@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from medcrawl.model.classifier import MEDICAL
+from medcrawl.labels import MEDICAL
 from medcrawl.samples.packages import Package
 from medcrawl.samples.sources import Sample, Source, to_uint8
 

@@ -13,9 +13,9 @@ command-line values still win. Every MEDCRAWL_* setting is validated here, befor
 
 from __future__ import annotations
 
-from typing import Any
 
 from scrapy.settings import BaseSettings
+from scrapy.crawler import Crawler
 
 from medcrawl import config
 from medcrawl.scaleout import js, redis
@@ -24,11 +24,11 @@ from medcrawl.scaleout import js, redis
 class ScaleAddon:
     """Scrapy add-on: crash-safe JOBDIR, Redis frontier, JavaScript pages; settings checked at start."""
 
-    def __init__(self, crawler: Any = None):
+    def __init__(self, crawler: Crawler | None = None):
         self.crawler = crawler
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ScaleAddon:
+    def from_crawler(cls, crawler: Crawler) -> ScaleAddon:
         return cls(crawler)
 
     def update_settings(self, settings: BaseSettings) -> None:

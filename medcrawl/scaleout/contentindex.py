@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scrapy.crawler import Crawler
+
 from medcrawl.config import IndexConfig
 from medcrawl.scaleout import sqlite
 
@@ -261,7 +263,7 @@ def open_index(location: str | None, config: IndexConfig) -> ContentIndex:
     return SqliteContentIndex(location.removeprefix("sqlite://"))
 
 
-def shared_index(crawler: Any, store: str | None) -> ContentIndex:
+def shared_index(crawler: Crawler, store: str | None) -> ContentIndex:
     """One index per crawler, shared by the store, classify and dataset pipelines."""
     if crawler not in _SHARED:
         config = IndexConfig.from_crawler(crawler)

@@ -38,6 +38,7 @@ from scrapy.core.scheduler import Scheduler
 from scrapy.exceptions import NotConfigured
 from scrapy.extensions.feedexport import FileFeedStorage
 from scrapy.utils.request import request_from_dict
+from scrapy.crawler import Crawler
 from w3lib.url import file_uri_to_path
 
 from medcrawl.files import repair_partial_line
@@ -127,7 +128,7 @@ class Journal:
 _JOURNALS: weakref.WeakKeyDictionary[Any, Journal] = weakref.WeakKeyDictionary()
 
 
-def journal_for(crawler: Any) -> Journal | None:
+def journal_for(crawler: Crawler) -> Journal | None:
     """The job's journal (one per crawler), or None without JOBDIR."""
     jobdir = crawler.settings.get("JOBDIR")
     if not jobdir:
@@ -143,7 +144,7 @@ class JournaledScheduler(Scheduler):
     journal: Journal | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> JournaledScheduler:
+    def from_crawler(cls, crawler: Crawler) -> JournaledScheduler:
         scheduler = super().from_crawler(crawler)
         scheduler.journal = journal_for(crawler)
         return scheduler
@@ -165,6 +166,7 @@ class JournaledScheduler(Scheduler):
 
     def _warn_overwritten_feeds(self) -> None:
         """-O on a resumed job would drop the rows already written (they are not produced again)."""
+        assert self.journal is not None and self.crawler is not None
         overwritten = [uri for uri, options in self.crawler.settings.getdict("FEEDS").items()
                        if (options or {}).get("overwrite")]
         if overwritten and self.journal.counts()["rows"]:
@@ -183,6 +185,7 @@ class JournaledScheduler(Scheduler):
             if state != DONE:
                 Scheduler.enqueue_request(self, request.replace(dont_filter=True))
                 requeued += 1
+        assert self.stats is not None
         self.stats.set_value("medcrawl/resume/requeued", requeued)
         logger.info("Resume after an unclean stop: %d requests re-queued, %d rows found in the "
                     "feeds; journal %s", requeued, rows, self.journal.counts())
@@ -193,6 +196,7 @@ class JournaledScheduler(Scheduler):
             try:
                 data = pickle.dumps(request.to_dict(spider=self.spider), protocol=4)
             except (ValueError, pickle.PicklingError, AttributeError, TypeError):
+                assert self.stats is not None
                 self.stats.inc_value("medcrawl/resume/unjournaled")
             else:
                 self.journal.add_request(self._fp(request), data)
@@ -213,6 +217,7 @@ class JournaledScheduler(Scheduler):
         return result
 
     def _fp(self, request: Request) -> str:
+        assert self.crawler is not None
         return self.crawler.request_fingerprinter.fingerprint(request).hex()
 
 
@@ -258,11 +263,11 @@ class ResumeMiddleware:
     recorded only once it is in the feed.
     """
 
-    def __init__(self, journal: Journal, crawler: Any):
+    def __init__(self, journal: Journal, crawler: Crawler):
         self.journal, self.crawler, self.stats = journal, crawler, crawler.stats
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ResumeMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> ResumeMiddleware:
         journal = journal_for(crawler)
         if journal is None:
             raise NotConfigured("no JOBDIR")

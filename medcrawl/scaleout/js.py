@@ -28,6 +28,7 @@ from scrapy.exceptions import (
 from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from scrapy.utils.misc import load_object
 from scrapy.utils.url import url_is_from_any_domain
+from scrapy.crawler import Crawler
 
 from medcrawl.addresses import CrawlAddressGuard
 from medcrawl.config import JsConfig, LimitsConfig
@@ -112,7 +113,7 @@ async def resolve_all(host: str) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         return []
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class JsPagesMiddleware:
@@ -127,7 +128,7 @@ class JsPagesMiddleware:
         self.render_all, self.domains, self.wait_state = render_all, domains, wait_state
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> JsPagesMiddleware:
+    def from_crawler(cls, crawler: Crawler) -> JsPagesMiddleware:
         config = JsConfig.from_crawler(crawler)
         if not config.wanted:
             raise NotConfigured

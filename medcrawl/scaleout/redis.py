@@ -16,6 +16,7 @@ from typing import Any
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.settings import BaseSettings
+from scrapy.crawler import Crawler
 
 from medcrawl.config import RedisConfig
 
@@ -52,7 +53,7 @@ class IdleClose:
         self.idle_since: float | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> IdleClose:
+    def from_crawler(cls, crawler: Crawler) -> IdleClose:
         if not RedisConfig.from_crawler(crawler).url:
             raise NotConfigured
         ext = cls(crawler.settings.getfloat("MAX_IDLE_TIME_BEFORE_CLOSE", DEFAULT_IDLE_CLOSE))

@@ -9,15 +9,17 @@ from urllib.parse import urldefrag, urlsplit
 
 from scrapy import Request, Spider, signals
 from scrapy.http import HtmlResponse, Response
+from scrapy.crawler import Crawler
 from twisted.python.failure import Failure
 
-from medcrawl.config import Config, MedicalConfig
+from medcrawl.config import Config
 from medcrawl.extract.html import extract_page, url_kind
-from medcrawl.extract.medical import MedicalOptions, medical_format, medical_rows
+from medcrawl.extract.medical import medical_format
 from medcrawl.failures import failure_reason
 from medcrawl.items import ImageItem
 from medcrawl.extract.pdf import looks_like_pdf, pdf_error_row, pdf_links, pdf_rows
 from medcrawl.executor import OneThreadExecutor
+from medcrawl.rendering import MedicalRenderer
 
 FALSE = ("0", "false", "no", "off")
 
@@ -30,6 +32,9 @@ class SiteSpider(Spider):
     """
 
     name = "site"
+    config: Config
+    pdf_thread: OneThreadExecutor
+    renderer: MedicalRenderer
 
     def __init__(self, start_urls: str | list[str] | None = None, start_urls_file: str | None = None,
                  allowed_domains: str | list[str] | None = None, max_depth: str | int | None = None,
@@ -45,16 +50,12 @@ class SiteSpider(Spider):
             self.max_depth = 0
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> SiteSpider:
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SiteSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.config = Config.from_crawler(crawler)
         spider.pdf_thread = OneThreadExecutor("medcrawl-pdf")
         crawler.signals.connect(spider.pdf_thread.close, signal=signals.spider_closed)
-        medical = MedicalConfig.from_crawler(crawler)
-        spider.medical = MedicalOptions(medical.dicom_frames, spider.config.max_pixels,
-                                        medical.keep_original)
-        spider.medical_thread = OneThreadExecutor("medcrawl-medical")
-        crawler.signals.connect(spider.medical_thread.close, signal=signals.spider_closed)
+        spider.renderer = MedicalRenderer.from_crawler(crawler)
         return spider
 
     async def start(self) -> AsyncIterator[Request]:
@@ -83,7 +84,7 @@ class SiteSpider(Spider):
         self.crawler.stats.inc_value("medcrawl/pages")
         links = extract_page(response.text, response.url)
         for url in links.images:
-            yield self.found(ImageItem(image_url=url, source_url=response.url))
+            yield self.found(ImageItem(image_url=url, source_url=response.url, **links.row_text(url)))
         media_meta = {"allow_offsite": True} if self.config.offsite_media else {}
         for url in links.pdfs:
             yield response.follow(url, self.parse_pdf, errback=self.pdf_failed, meta=media_meta)
@@ -140,18 +141,17 @@ class SiteSpider(Spider):
             yield row
 
     async def medical_file_rows(self, response: Response, kind: str) -> AsyncIterator[ImageItem]:
-        """Rows of a DICOM/NIfTI file, rendered on the spider's medical thread."""
+        """Rows of a DICOM/NIfTI file, rendered off the reactor."""
         self.crawler.stats.inc_value(f"medcrawl/{kind}_files")
         referer = header(response.request, "Referer") if response.request else ""
-        rows = await self.medical_thread.run(
-            medical_rows, kind, response.body, response.url, referer or response.url,
-            response.meta.get("source_type", "html"), self.medical, response.meta.get("pdf_page"))
+        rows = await self.renderer.rows(kind, response.body, response.url, referer or response.url,
+                                        response.meta.get("source_type", "html"), response.meta.get("pdf_page"))
         for row in rows:
             yield self.found(row)
 
     def medical_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A DICOM/NIfTI file that could not be downloaded: one row with the reason."""
-        request = failure.request
+        request = failure.request  # type: ignore[attr-defined]   # set by Scrapy on errback failures
         row = ImageItem(image_url=request.url, source_url=header(request, "Referer") or request.url,
                         source_type=request.meta.get("source_type", "html"),
                         pdf_page=request.meta.get("pdf_page"))
@@ -159,7 +159,8 @@ class SiteSpider(Spider):
 
     def pdf_failed(self, failure: Failure) -> Iterator[ImageItem]:
         """A PDF that could not be downloaded: one row with the reason."""
-        yield self.found(pdf_error_row(failure.request.url, *failure_reason(failure.value)))
+        request = failure.request  # type: ignore[attr-defined]   # set by Scrapy on errback failures
+        yield self.found(pdf_error_row(request.url, *failure_reason(failure.value)))
 
     def page_failed(self, failure: Failure) -> None:
         """Pages that fail are counted, not fatal."""

@@ -9,12 +9,14 @@ fixed), saved with training.export like a trained model.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from medcrawl.config import model_location
-from medcrawl.model.classifier import MODALITIES, Classifier
+from medcrawl.labels import MODALITIES
+from medcrawl.model.classifier import Classifier
 
 MIN_CONFIDENCE = 0.2          # the fixture's "other" threshold
 THRESHOLD = 0.05              # low, so that many of a test site's images count as medical
@@ -63,3 +65,12 @@ def build_one_output_model(out: Path) -> Path:
     save_model_dir(make_model(64, make_head(), weights=None), out,
                    {"name": "one-output", "version": "1", "engine": "litert", "threshold": 0.5}, probe)
     return out
+
+
+def corrupted_copy(model_dir: Path, dest: Path, filename: str) -> Path:
+    """A copy of a model directory with one byte of one of its files flipped."""
+    shutil.copytree(model_dir, dest)
+    blob = bytearray((dest / filename).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (dest / filename).write_bytes(bytes(blob))
+    return dest

@@ -11,8 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 PRINT_PEAK = ("\nimport sys as _sys\n"
               "print([_l.split()[1] for _l in open('/proc/self/status') if _l.startswith('VmHWM:')][0],"
               " file=_sys.stderr)")
@@ -22,7 +21,7 @@ def run_measured(code: str, timeout: int = 240) -> tuple[subprocess.CompletedPro
     """Run ``code`` with the repository importable; (the finished process, its peak RSS in MB)."""
     proc = subprocess.run([sys.executable, "-c", code + PRINT_PEAK], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout,
-                          env={"PYTHONPATH": f"{REPO}:{TESTS}", "TF_CPP_MIN_LOG_LEVEL": "3",
+                          env={"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
                                "PATH": "/usr/bin:/bin"})
     lines = proc.stderr.strip().splitlines()
     assert lines and lines[-1].isdigit(), proc.stderr[-2000:]

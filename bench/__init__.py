@@ -1,0 +1,1 @@
+"""Benchmarks: each ``python -m bench.<script>`` measures medcrawl next to a baseline (docs/bench.md)."""
