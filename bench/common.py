@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from medcrawl.config import DEFAULT_MODEL_DIR
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 GENERATOR_VERSION = 1          # bump when generated content changes, so caches are rebuilt
 CACHE_ROOT = Path(os.environ.get("MEDCRAWL_BENCH_CACHE")
@@ -63,7 +65,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--model", metavar="DIR", help="model dir (default: $MEDCRAWL_MODEL or "
-                   "models/medcrawl-v2)")
+                   f"models/{DEFAULT_MODEL_DIR.name})")
     return p
 
 

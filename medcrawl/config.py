@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 DEDUPE_MODES = ("near", "exact", "off")
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "medcrawl-v2"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "medcrawl-v3"
 OFF = ("off", "none", "false", "0")
 _READ: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictionary()
 
@@ -33,7 +33,7 @@ _READ: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictiona
 def model_location(model: str | os.PathLike | None = None,
                    engine: str | None = None) -> tuple[str, str | None]:
     """(model directory, engine): given values, else $MEDCRAWL_MODEL / $MEDCRAWL_MODEL_ENGINE,
-    else models/medcrawl-v2 and None (the model's own engine)."""
+    else DEFAULT_MODEL_DIR and None (the model's own engine)."""
     model = model or os.environ.get("MEDCRAWL_MODEL") or DEFAULT_MODEL_DIR
     return str(model), engine or os.environ.get("MEDCRAWL_MODEL_ENGINE") or None
 
@@ -136,7 +136,7 @@ class _Section:
 class Config(_Section):
     """The crawl's own settings: model, batching, image limits, dataset, progress log."""
 
-    model: str | None = None                  # model dir; from_settings: MEDCRAWL_MODEL, $MEDCRAWL_MODEL or models/medcrawl-v2
+    model: str | None = None                  # model dir; from_settings: MEDCRAWL_MODEL, $MEDCRAWL_MODEL or DEFAULT_MODEL_DIR
     model_engine: str | None = None           # keras | litert; None: the model's own default
     batch_size: int = defaults.MEDCRAWL_BATCH_SIZE
     batch_max_wait: float = defaults.MEDCRAWL_BATCH_MAX_WAIT

@@ -62,7 +62,7 @@ FEED_EXPORT_FIELDS = list(ROW_FIELDS)
 FEED_EXPORT_ENCODING = "utf-8"
 
 # medcrawl's own settings (docs/crawl.md, docs/scale.md), read and validated in medcrawl/config.py.
-MEDCRAWL_MODEL = None                     # model dir; None: $MEDCRAWL_MODEL, else models/medcrawl-v2
+MEDCRAWL_MODEL = None                     # model dir; None: $MEDCRAWL_MODEL, else config.DEFAULT_MODEL_DIR
 MEDCRAWL_MODEL_ENGINE = None              # keras | litert; None: $MEDCRAWL_MODEL_ENGINE, else the model's own
 MEDCRAWL_BATCH_SIZE = 32                  # images per classifier batch
 MEDCRAWL_BATCH_MAX_WAIT = 2.0             # seconds a partial batch may wait before it is labelled

@@ -57,7 +57,7 @@ def redis_url(tmp_path):
 
 @pytest.fixture(scope="session")
 def classifier():
-    """The committed model (models/medcrawl-v2, or $MEDCRAWL_MODEL), loaded once per session."""
+    """The committed model (config.DEFAULT_MODEL_DIR, or $MEDCRAWL_MODEL), loaded once per session."""
     from medcrawl.config import model_location
     from medcrawl.model.classifier import Classifier
 

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from medcrawl import __version__
-from medcrawl.config import Config, LoadedModel, MedicalConfig, unknown_modalities
+from medcrawl.config import DEFAULT_MODEL_DIR, Config, LoadedModel, MedicalConfig, unknown_modalities
 from medcrawl.labels import MEDICAL, MODALITIES, OTHER_MODALITY
 from medcrawl.model.classifier import ENGINES, Classifier, ModelError
 from medcrawl.oneoff.fetch import FetchLimits
@@ -69,7 +69,7 @@ def common_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="DIR", help="model directory (default: $MEDCRAWL_MODEL or "
-                   "models/medcrawl-v2)")
+                   f"models/{DEFAULT_MODEL_DIR.name})")
     g.add_argument("--engine", choices=ENGINES, help="inference engine (default: the model's own)")
     g.add_argument("--batch-size", type=positive_int, default=Config.batch_size, metavar="N",
                    help="images per model call (default: %(default)s)")
