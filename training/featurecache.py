@@ -1,0 +1,90 @@
+"""Clean-view backbone features keyed by the image's sha256, so a growing data folder is never
+computed twice (sources added later, the same image under another path, a killed run resumed).
+
+    python -m training.featurecache --data DATA --work runs --backbone lite0 --size 128
+
+Each chunk of images is saved as ``<work>/featurecache/<backbone>-<size>/chunk-NNNNN.npz`` holding
+``sha256`` and ``features``; unreadable images are recorded with NaN features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from medcrawl.model import images
+
+CHUNK = 1024
+
+
+def file_sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cache_dir(work: Path, backbone: str, size: int) -> Path:
+    return work / "featurecache" / f"{backbone}-{size}"
+
+
+def load(work: Path, backbone: str, size: int) -> dict[str, np.ndarray]:
+    """Every cached feature row, by sha256."""
+    table: dict[str, np.ndarray] = {}
+    for chunk in sorted(cache_dir(work, backbone, size).glob("chunk-*.npz")):
+        with np.load(chunk) as data:
+            table.update(zip(data["sha256"].tolist(), data["features"]))
+    return table
+
+
+def product_view(path: str, size: int) -> np.ndarray | None:
+    """Exactly what the product feeds the model; None when the product would refuse the image."""
+    try:
+        return images.prepare(Path(path).read_bytes(), size)[1]
+    except (OSError, images.ImageError):
+        return None
+
+
+def fill(paths: list[str], work: Path, backbone: str, size: int, log=print) -> dict[str, np.ndarray]:
+    """Compute the features of the images not cached yet; return the table for ``paths``."""
+    from training.model import make_feature_extractor
+    folder = cache_dir(work, backbone, size)
+    folder.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(2) as pool:
+        shas = list(pool.map(file_sha256, paths))
+    known = load(work, backbone, size)
+    todo = sorted({s: p for s, p in zip(shas, paths) if s not in known}.items())
+    log(f"{len(paths)} images, {len(todo)} to compute ({backbone} at {size} px)")
+    extractor = make_feature_extractor(size, backbone) if todo else None
+    start = len(list(folder.glob("chunk-*.npz")))
+    with ThreadPoolExecutor(2) as pool:
+        for n, i in enumerate(range(0, len(todo), CHUNK)):
+            part = todo[i:i + CHUNK]
+            views = list(pool.map(lambda item: product_view(item[1], size), part))
+            ok = [j for j, v in enumerate(views) if v is not None]
+            feats = np.full((len(part), extractor.output_shape[-1]), np.nan, np.float32)
+            if ok:
+                feats[ok] = extractor.predict(np.stack([views[j] for j in ok]), batch_size=64, verbose=0)
+            tmp = folder / f"chunk-{start + n:05d}.tmp.npz"
+            np.savez(tmp, sha256=np.array([s for s, _ in part]), features=feats)
+            tmp.rename(folder / f"chunk-{start + n:05d}.npz")
+            log(f"  {min(i + CHUNK, len(todo))}/{len(todo)}")
+    table = load(work, backbone, size)
+    return {s: table[s] for s in shas}
+
+
+def main(argv=None) -> None:
+    from training import data
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", action="append", required=True, help="folder with medical/ and non-medical/")
+    p.add_argument("--work", type=Path, default=Path("runs"))
+    p.add_argument("--backbone", default="lite0")
+    p.add_argument("--size", type=int, default=128)
+    args = p.parse_args(argv)
+    frame = data.scan(args.data)
+    fill(frame["path"].tolist(), args.work, args.backbone, args.size, log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()
