@@ -4,6 +4,7 @@ list its sources, count its kinds."""
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,17 @@ from training.sources.sheets import contact_sheet
 from training.sources.summary import skipped_text, write_summary
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-DEFAULT_PACK = REPOSITORY.parent / "shared" / "data" / "train"
+
+
+def default_pack() -> Path:
+    """../shared/data/train next to the repository (for a git worktree: next to its main checkout)."""
+    pack = REPOSITORY.parent / "shared" / "data" / "train"
+    common = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "--path-format=absolute",
+                             "--git-common-dir"], capture_output=True, text=True).stdout.strip()
+    main_checkout = Path(common).parent if common else REPOSITORY
+    fallback = main_checkout.parent / "shared" / "data" / "train"
+    return pack if pack.is_dir() or not fallback.is_dir() else fallback
+
 
 
 def parse(argv) -> argparse.Namespace:
@@ -27,8 +38,9 @@ def parse(argv) -> argparse.Namespace:
     build.add_argument("--repos", type=Path, required=True,
                        help="folder of git repositories named owner+name or owner/name")
     build.add_argument("--out", type=Path, required=True, help="the data folder to write")
-    build.add_argument("--pack", type=Path, default=DEFAULT_PACK,
-                       help=f"the first pack's train/ folder (default: {DEFAULT_PACK})")
+    build.add_argument("--pack", type=Path, default=None,
+                       help="the first pack's train/ folder (default: ../shared/data/train next to "
+                            "the repository)")
     build.add_argument("--clone", action="store_true", help="clone missing repositories from GitHub")
     build.add_argument("--only", nargs="+", metavar="NAME", help="read only these sources afresh")
     build.add_argument("--sheets", type=Path, help="contact sheet folder (default: OUT/sheets)")
@@ -47,7 +59,7 @@ def build(args, sources: list[registry.Source]) -> int:
     unknown = sorted(set(args.only or ()) - known)
     if unknown:
         sys.exit(f"--only names unknown sources: {', '.join(unknown)}")
-    builder = Builder(args.out, args.repos, args.pack, args.clone)
+    builder = Builder(args.out, args.repos, args.pack or default_pack(), args.clone)
     outcomes = builder.run(sources, set(args.only) if args.only else None, args.stop_after)
     if args.stop_after is not None:
         return 3

@@ -28,6 +28,7 @@ from medcrawl.nearduplicates import Fingerprint
 from training.kinds import MEDICAL_KINDS, pack_kind
 from training.sources.convert import Skip, convert
 from training.sources.dedupe import Dedupe, fingerprint_fields, fingerprint_from
+from training.sources.gitrepo import is_lfs_pointer
 from training.sources.origins import OriginError, open_origin
 from training.sources.registry import Source
 
@@ -141,7 +142,7 @@ class Builder:
         """(skip reason, '' when none; the candidate's record; its stored bytes)."""
         if item.data is None:
             return "absent", {}, b""
-        if item.data.startswith(b"version https://git-lfs") and len(item.data) <= 1024:
+        if is_lfs_pointer(item.data):
             return "lfs_pointer", {}, b""
         try:
             if source.pack is not None:

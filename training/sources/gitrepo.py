@@ -23,10 +23,10 @@ class Blob:
     oid: str
     data: bytes | None
 
-    @property
-    def is_lfs_pointer(self) -> bool:
-        return self.data is not None and len(self.data) <= MAX_POINTER_SIZE \
-            and self.data.startswith(LFS_POINTER)
+
+def is_lfs_pointer(data: bytes) -> bool:
+    """A Git LFS pointer file (the repository keeps the real bytes elsewhere)."""
+    return len(data) <= MAX_POINTER_SIZE and data.startswith(LFS_POINTER)
 
 
 def find_git_dir(repos: Path, repo: str) -> Path | None:
