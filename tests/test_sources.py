@@ -283,3 +283,22 @@ def test_the_project_registry_loads_with_the_first_pack_first():
     assert "isic224" not in {s.name for s in sources}
     assert all(s.repo.lower() not in {r.lower() for r in registry.RESERVED_REPOS}
                for s in sources if s.name != "faces-mask")
+
+
+def test_dicom_is_rendered_by_the_products_renderer_and_keeps_no_header_value(tmp_path):
+    from dicom_files import PATIENT, new_dataset, write
+    from training.sources.convert import Skip, convert
+    ds = new_dataset("CT", PATIENT)
+    ds.set_pixel_data((np.asarray(picture(5, (320, 300)).convert("L"), np.uint16) * 16), "MONOCHROME2", 12)
+    stored = convert(write(ds, tmp_path / "ct.dcm").read_bytes(), "dicom", 32)
+    assert (stored.ext, stored.width, stored.height) == ("jpg", 256, 240)
+    assert not any(value.encode() in stored.data for value in PATIENT.values())
+    with pytest.raises(Skip, match="undecodable"):
+        convert(b"DICM" * 40, "dicom", 32)
+
+
+def test_the_builder_refuses_a_reserved_repository(tmp_path):
+    root = write_registry(tmp_path, entry("flowers", "atiaisaac/flowers_classification", "b" * 40))
+    with pytest.raises(SystemExit, match="atiaisaac/flowers_classification is reserved for evaluation"):
+        main(["--registry", str(root), "build", "--repos", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
