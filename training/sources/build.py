@@ -108,6 +108,7 @@ class Builder:
             return Outcome(source, self.read(source, origin or self.origin(source), key), changed=True)
         except OriginError as exc:
             self.log(f"{source.name}: {exc}")
+            self.forget(source.name)       # the folders hold exactly what the manifest lists
             return Outcome(source, failed=str(exc))
 
     def origin(self, source: Source):
