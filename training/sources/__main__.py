@@ -74,6 +74,9 @@ def build(args, sources: list[registry.Source]) -> int:
             contact_sheet([args.out / c["path"] for c in kept], f"{outcome.source.name} "
                           f"({outcome.source.kind}): {len(kept)} written of {outcome.state.selected}",
                           skipped_text(outcome)[:120], target)
+    for stale in sorted(sheets.glob("*.png")) if args.sheets is None else []:
+        if stale.stem not in known:
+            stale.unlink()
     failed = [outcome for outcome in outcomes if outcome.failed]
     print(f"{len(rows)} images from {len(outcomes) - len(failed)} sources in {args.out}"
           + (f"; {len(failed)} not built (see BUILD.md)" if failed else ""))
