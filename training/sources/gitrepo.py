@@ -31,10 +31,10 @@ def is_lfs_pointer(data: bytes) -> bool:
 
 def find_git_dir(repos: Path, repo: str) -> Path | None:
     """The git directory of ``owner/name`` under ``repos``: ``owner+name`` or ``owner/name``, each
-    a git directory itself or holding ``repo/`` or ``.git``."""
+    a git directory itself or holding ``repo/``, ``.git`` or ``repo/.git``."""
     owner, name = repo.split("/", 1)
     for base in (repos / f"{owner}+{name}", repos / owner / name):
-        for candidate in (base, base / "repo", base / ".git"):
+        for candidate in (base, base / "repo", base / ".git", base / "repo" / ".git"):
             if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
                 return candidate
     return None
