@@ -302,3 +302,14 @@ def test_the_builder_refuses_a_reserved_repository(tmp_path):
     with pytest.raises(SystemExit, match="atiaisaac/flowers_classification is reserved for evaluation"):
         main(["--registry", str(root), "build", "--repos", str(tmp_path), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_a_second_build_of_the_same_folder_waits_for_the_first(world, tmp_path):
+    import fcntl
+    out = tmp_path / "locked"
+    out.mkdir()
+    with (out / ".build.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SystemExit, match="another build is writing"):
+            main(build(world, out))
+    assert not (out / "MANIFEST.csv").exists()

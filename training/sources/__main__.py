@@ -4,6 +4,7 @@ list its sources, count its kinds."""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,12 @@ def build(args, sources: list[registry.Source]) -> int:
     unknown = sorted(set(args.only or ()) - known)
     if unknown:
         sys.exit(f"--only names unknown sources: {', '.join(unknown)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    lock = (args.out / ".build.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another build is writing {args.out}; wait for it to end")
     builder = Builder(args.out, args.repos, args.pack or default_pack(), args.clone)
     outcomes = builder.run(sources, set(args.only) if args.only else None, args.stop_after)
     if args.stop_after is not None:
