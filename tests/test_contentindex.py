@@ -10,17 +10,9 @@ import pytest
 from medcrawl.config import IndexConfig
 from medcrawl.scaleout.contentindex import (NullContentIndex, RedisContentIndex, SqliteContentIndex, UrlEntry,
                                             cacheable, index_location, open_index)
+from tests.support.loops import run
 
 OK = {"status": "ok", "error": "", "label": "medical", "confidence": 0.93}
-
-
-def run(coroutine):
-    """Run a coroutine on a loop of its own (leaving the current loop, e.g. a reactor's, alone)."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
 
 
 def test_sqlite_index_remembers_contents_and_urls_across_runs(tmp_path):

@@ -3,7 +3,6 @@ is gone from the store is noticed, fetched again and stored anew (the emptied st
 
 from __future__ import annotations
 
-import asyncio
 
 from scrapy import Spider
 from scrapy.pipelines.files import FSFilesStore
@@ -13,17 +12,10 @@ from scrapy.utils.test import get_crawler
 from medcrawl.pipelines.expiry import UrlExpiry
 from medcrawl.pipelines.store import ContentStore
 from medcrawl.scaleout.contentindex import SqliteContentIndex
+from tests.support.loops import run
 
 OK = {"status": "ok", "error": "", "label": "medical", "confidence": 0.93}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-def run(coroutine):
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
 
 
 def first_run(tmp_path):
