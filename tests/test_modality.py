@@ -222,13 +222,14 @@ def test_export_options_are_checked(capsys, model, one_output_model, folder, tmp
 
 @pytest.mark.slow
 def test_head_cost_benchmark_runs(modality_model, tmp_path):
-    """bench/bench_modality.py in --quick mode prints its figures (timings are not asserted)."""
+    """python -m bench.bench_modality in --quick mode prints its figures (timings are not asserted)."""
     import json
     import subprocess
     import sys
-    bench = Path(__file__).resolve().parent.parent / "bench" / "bench_modality.py"
-    proc = subprocess.run([sys.executable, str(bench), "--quick", "--model", str(modality_model),
-                           "--json", str(tmp_path / "f.json")], capture_output=True, text=True, timeout=240)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-m", "bench.bench_modality", "--quick", "--model", str(modality_model),
+                           "--json", str(tmp_path / "f.json")], capture_output=True, text=True, timeout=240,
+                          cwd=root)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for name in ("medical output only", "medical + modality", "with head / without"):
         assert name in proc.stdout

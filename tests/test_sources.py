@@ -286,7 +286,7 @@ def test_the_project_registry_loads_with_the_first_pack_first():
 
 
 def test_dicom_is_rendered_by_the_products_renderer_and_keeps_no_header_value(tmp_path):
-    from dicom_files import PATIENT, new_dataset, write
+    from tests.support.dicom_files import PATIENT, new_dataset, write
     from training.sources.convert import Skip, convert
     ds = new_dataset("CT", PATIENT)
     ds.set_pixel_data((np.asarray(picture(5, (320, 300)).convert("L"), np.uint16) * 16), "MONOCHROME2", 12)
