@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medcrawl.model import images
+from training.features import load_view
 
 CHUNK = 1024
 
@@ -39,11 +39,8 @@ def load(work: Path, backbone: str, size: int) -> dict[str, np.ndarray]:
 
 
 def product_view(path: str, size: int) -> np.ndarray | None:
-    """Exactly what the product feeds the model; None when the product would refuse the image."""
-    try:
-        return images.prepare(Path(path).read_bytes(), size)[1]
-    except (OSError, images.ImageError):
-        return None
+    """Exactly what the product feeds the model (the clean view); None when it refuses the image."""
+    return load_view(path, size, view=0, seed=0)
 
 
 def fill(paths: list[str], work: Path, backbone: str, size: int, log=print) -> dict[str, np.ndarray]:
