@@ -1,7 +1,7 @@
 """Fine-tune EfficientNet-Lite end to end on a pack (``training.pack``), scored on held-out sources.
 
 A measurement, not the product's training: it answers whether fine-tuning beats the frozen
-backbone that ``training.train`` builds on (for medcrawl-v2 it did not; see models/README.md).
+backbone that ``training.train`` builds on (for medcrawl-v2 it did not; see its model card: git show 2693ed1:models/README.md).
 
     python -m training.finetune --pack PACK [--pack PACK ...] --out DIR [--folds 5] [--budget 420]
 
