@@ -88,6 +88,15 @@ def fit(x: np.ndarray, frame: pd.DataFrame, kinds: list[str], c: float = 0.005,
     return KindHead(kinds, scaler, model)
 
 
+def fit_views(x: np.ndarray, frame: pd.DataFrame, rows: np.ndarray, kinds: list[str], **fit_args) -> KindHead:
+    """Fit on every view (``x``: views, images, features; view 0 clean) of the chosen rows; a view
+    an image could not give is left out."""
+    xs = np.concatenate([view[rows] for view in x])
+    fs = pd.concat([frame[rows]] * len(x), ignore_index=True)
+    ok = ~np.isnan(xs).any(axis=1)
+    return fit(xs[ok], fs[ok].reset_index(drop=True), kinds, **fit_args)
+
+
 def upstream_folds(frame: pd.DataFrame, folds: int) -> list[list[str]]:
     """Upstreams dealt round-robin by size into ``folds`` groups: each is held out exactly once."""
     ups = frame["upstream"].value_counts().index.tolist()
@@ -95,15 +104,17 @@ def upstream_folds(frame: pd.DataFrame, folds: int) -> list[list[str]]:
 
 
 def held_out(x: np.ndarray, frame: pd.DataFrame, folds: int, log=print, **fit_args) -> pd.DataFrame:
-    """Per image: held-out logits of its kinds, whether its kind was in training (in_kind), its fold."""
+    """Per image: held-out logits of its kinds (of its clean view), whether its kind was in training
+    (in_kind), its fold. ``x``: (images, features), or (views, images, features) to train on views."""
+    x = x if x.ndim == 3 else x[None]
     kinds = kinds_of(frame)
     logits = np.full((len(frame), len(kinds)), np.nan)
     in_kind = np.zeros(len(frame), bool)
     fold_of = np.zeros(len(frame), int)
     for k, ups in enumerate(upstream_folds(frame, folds)):
         test = frame["upstream"].isin(ups).to_numpy()
-        head = fit(x[~test], frame[~test], kinds, **fit_args)
-        logits[test] = head.logits(x[test])
+        head = fit_views(x, frame, ~test, kinds, **fit_args)
+        logits[test] = head.logits(x[0][test])
         in_kind[test] = frame.loc[test, "kind"].isin(set(frame.loc[~test, "kind"])).to_numpy()
         fold_of[test] = k
         log(f"  fold {k}: {len(ups)} upstreams, {test.sum()} images held out")
@@ -221,14 +232,17 @@ def main(argv=None) -> dict:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--folds", type=int, default=10, help="groups of upstream datasets held out in turn")
     p.add_argument("-C", type=float, default=0.005, dest="c", help="inverse L2 strength (0.005: best in-kind of 0.002-0.2)")
+    p.add_argument("--views", type=int, default=2, help="1 clean + N-1 augmented views to train on "
+                   "(scored on the clean view; 2: modality 0.912 vs 0.884 with the clean view alone)")
     p.add_argument("--version", default="3")
     p.add_argument("--no-export", action="store_true")
     args = p.parse_args(argv)
     frame = read_manifests(args.manifest)
-    table = featurecache.fill(frame["path"].tolist(), args.work, args.backbone, args.size)
-    x = np.stack(list(table.values()))
-    readable = ~np.isnan(x).any(axis=1)
-    frame, x = frame[readable].reset_index(drop=True), x[readable]
+    paths = frame["path"].tolist()
+    x = np.stack([np.stack(list(featurecache.fill(paths, args.work, args.backbone, args.size, view=v).values()))
+                  for v in range(args.views)])
+    readable = ~np.isnan(x[0]).any(axis=1)
+    frame, x = frame[readable].reset_index(drop=True), x[:, readable]
     print(f"{len(frame)} images, {frame['source'].nunique()} sources, {frame['upstream'].nunique()} upstreams, "
           f"{frame['kind'].nunique()} kinds ({(~readable).sum()} unreadable dropped)")
     eval_dir = args.out / "evaluation"
@@ -237,7 +251,8 @@ def main(argv=None) -> dict:
     meta = {"name": args.out.name, "version": args.version, "engine": "litert",
             "labels": ["non-medical", "medical"],
             "backbone": f"EfficientNet-{args.backbone.replace('lite', 'Lite')} (ImageNet), frozen",
-            "head": f"kinds: standardised multinomial logistic regression, C={args.c}",
+            "head": f"kinds: standardised multinomial logistic regression, C={args.c}, "
+                    f"{args.views} view(s) (1 clean + augmented)",
             "training": {"manifests": [str(m) for m in args.manifest], "images": int(len(frame)),
                          "sources": int(frame["source"].nunique()), "upstreams": int(frame["upstream"].nunique()),
                          "folds": args.folds, "input_size": args.size}}
@@ -246,7 +261,7 @@ def main(argv=None) -> dict:
     (eval_dir / "heldout_summary.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     if args.no_export:
         return meta
-    head = fit(x, frame, kinds_of(frame), c=args.c)
+    head = fit_views(x, frame, np.ones(len(frame), bool), kinds_of(frame), c=args.c)
     head.temperature = meta["temperature"]
     meta = export(head, frame, args, meta)
     print(f"saved {args.out} (temperature {head.temperature:.3f}, LiteRT max diff {meta['litert_max_abs_diff']:.2e})")
