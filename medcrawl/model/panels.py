@@ -38,9 +38,8 @@ def find_panels(image: Image.Image, size: tuple[int, int] | None = None) -> tupl
         image = image.reduce(factor)
     if min(image.size) < MIN_FIGURE_SIDE:
         return ((0, 0, width, height),)
-    pixels = np.asarray(image.convert("RGB"))
     gap = max(1, round(MIN_GUTTER * max(image.size)))
-    panels = max((_panels(mask, gap) for mask in _gutter_masks(pixels)), key=len)
+    panels = max((_panels(mask, gap) for mask in _gutter_masks(image.convert("RGB"))), key=len)
     if len(panels) < 2 or _area(panels) < MIN_COVER * image.width * image.height:
         return ((0, 0, width, height),)
     sx, sy = width / image.width, height / image.height
@@ -56,15 +55,14 @@ def _area(boxes: list[Box]) -> int:
     return sum((right - left) * (bottom - top) for left, top, right, bottom in boxes)
 
 
-def _gutter_masks(pixels: np.ndarray) -> list[np.ndarray]:
+def _gutter_masks(image: Image.Image) -> list[np.ndarray]:
     """For each colour gutters may have (white, black, and the figure's border colour when it is
     neither), H x W: whether each pixel is of that colour (within TOLERANCE on every channel)."""
-    channels = [pixels[..., c] for c in range(3)]        # per channel: numpy is slow across a short axis
+    channels = [np.asarray(band) for band in image.split()]   # planes: numpy is slow across a short axis
     low = np.minimum(np.minimum(channels[0], channels[1]), channels[2])
     high = np.maximum(np.maximum(channels[0], channels[1]), channels[2])
     masks = [low >= 255 - TOLERANCE, high <= TOLERANCE]
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    colour = np.median(border, axis=0)
+    colour = np.array([np.median(np.concatenate([c[0], c[-1], c[:, 0], c[:, -1]])) for c in channels])
     if TOLERANCE < colour.min() and colour.max() < 255 - TOLERANCE:
         near = [(channel >= value - TOLERANCE) & (channel <= value + TOLERANCE)
                 for channel, value in zip(channels, colour.astype(np.uint8))]
