@@ -16,6 +16,7 @@ from medcrawl.config import LoadedModel
 from medcrawl.oneoff.cli import main
 from tests.support.cli import classify
 from medcrawl.items import ROW_FIELDS
+from medcrawl.model import labelling
 from tests.support.servers import serve_routes
 from tests.support.oneoff_assets import FOLDER_EXPECTED, make_folder, make_pdf, mri_png, photo_jpeg
 
@@ -218,7 +219,9 @@ def test_limits(capsys, folder, server):
 def test_batched_inference(capsys, classifier, folder, monkeypatch):
     calls = []
     real = classifier.predict_all
-    monkeypatch.setattr(classifier, "predict_all", lambda batch: calls.append(len(batch)) or real(batch))
+    monkeypatch.setattr(classifier, "predict_all",
+                        lambda batch, threads: calls.append(len(batch)) or real(batch, threads))
+    monkeypatch.setattr(labelling, "DECODE_THREADS", 1)    # one thread: one model call per batch
     code, rows, _ = classify(capsys, folder, "--batch-size", "2")
     # sorted: [broken, drawing] [empty, fake] [icon (too small), notes (unsupported)] [photo, mri]
     # [mri-copy]
@@ -226,6 +229,10 @@ def test_batched_inference(capsys, classifier, folder, monkeypatch):
     calls.clear()
     classify(capsys, folder / "photo.jpg", folder / "scans")
     assert calls == [3]                                    # one call for all of them
+    calls.clear()
+    monkeypatch.setattr(labelling, "DECODE_THREADS", 2)    # two: each decodes and labels its share
+    classify(capsys, folder / "photo.jpg", folder / "scans")
+    assert sorted(calls) == [1, 2]
 
 
 def test_model_load_failure_is_a_clear_message(capsys, tmp_path, folder):

@@ -3,10 +3,12 @@ and, for a model with a modality head, the kind of medical image."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -52,17 +54,34 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+Runner = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
+CPUS = os.cpu_count() or 1
+
+
+class ThreadRunners:
+    """The model's runners, one per calling thread and thread count, made on first use: a LiteRT
+    interpreter serves one call at a time, so threads that call the model at once each get their own."""
+
+    def __init__(self, make: Callable[[int], Runner]):
+        self._make, self._local = make, threading.local()
+
+    def get(self, threads: int) -> Runner:
+        own = vars(self._local).setdefault("runners", {})
+        if threads not in own:
+            own[threads] = self._make(threads)
+        return own[threads]
+
+
 class Classifier:
     """A loaded model: ``predict`` takes uint8 RGB batches of shape (N, S, S, 3)."""
 
-    def __init__(self, model_dir: Path, meta: dict, runner, engine: str):
-        self.model_dir, self.meta, self._run, self.engine = model_dir, meta, runner, engine
+    def __init__(self, model_dir: Path, meta: dict, runners: ThreadRunners, engine: str):
+        self.model_dir, self.meta, self._runners, self.engine = model_dir, meta, runners, engine
         self.name = f"{meta['name']}@{meta['version']}"
         self.input_size = int(meta["input_size"])
         self.threshold = float(meta["threshold"])
         self.modalities: tuple[str, ...] = tuple(meta.get("modalities") or ())
         self.modality_min_confidence = float(meta.get("modality_min_confidence") or 0.0)
-        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, engine: str | None = None) -> "Classifier":
@@ -78,8 +97,8 @@ class Classifier:
         for name in meta["files"].values():
             verify_file(model_dir / name, meta["sha256"].get(name))
         path, classes = model_dir / meta["files"][engine], len(meta.get("modalities") or ())
-        runner = _load_litert(path, classes) if engine == "litert" else _load_keras(path, classes)
-        clf = cls(model_dir, meta, runner, engine)
+        runners = _litert_runners(path, classes) if engine == "litert" else _keras_runners(path, classes)
+        clf = cls(model_dir, meta, runners, engine)
         clf._check_shape()
         return clf
 
@@ -103,8 +122,9 @@ class Classifier:
         """Medical probabilities (float32, shape (N,)) for a uint8 batch (N, S, S, 3)."""
         return self.predict_all(batch).medical_probability
 
-    def predict_all(self, batch: np.ndarray) -> Outputs:
-        """Every output of one model call on a uint8 batch (N, S, S, 3)."""
+    def predict_all(self, batch: np.ndarray, threads: int = CPUS) -> Outputs:
+        """Every output of one model call on a uint8 batch (N, S, S, 3); ``threads``: the cores
+        this call may use (the machine's; fewer when several threads call the model at once)."""
         batch = np.asarray(batch)
         expected = (self.input_size, self.input_size, 3)
         if batch.ndim != 4 or batch.shape[1:] != expected or batch.dtype != np.uint8:
@@ -113,8 +133,7 @@ class Classifier:
         if len(batch) == 0:
             empty = np.zeros((0, len(self.modalities)), np.float32) if self.modalities else None
             return Outputs(np.zeros((0,), np.float32), empty)
-        with self._lock:
-            probability, modality = self._run(batch)
+        probability, modality = self._runners.get(threads)(batch)
         return Outputs(np.asarray(probability, np.float32).reshape(-1),
                        None if modality is None else np.asarray(modality, np.float32))
 
@@ -148,12 +167,13 @@ class Classifier:
         return images.prepare(data, self.input_size, min_size=min_size, max_pixels=max_pixels,
                               preview=preview, panels=panels)
 
-    def classify_arrays(self, arrays: list[np.ndarray],
-                        medical_by_format: list[bool] | None = None) -> list[Prediction]:
-        """Verdicts for already prepared inputs (``medical_by_format``: see ``verdict``)."""
+    def classify_arrays(self, arrays: list[np.ndarray], medical_by_format: list[bool] | None = None,
+                        threads: int = CPUS) -> list[Prediction]:
+        """Verdicts for already prepared inputs (``medical_by_format``: see ``verdict``; ``threads``:
+        see ``predict_all``)."""
         if not arrays:
             return []
-        out = self.predict_all(np.stack(arrays))
+        out = self.predict_all(np.stack(arrays), threads)
         scores = [None] * len(arrays) if out.modality is None else out.modality
         forced = medical_by_format or [False] * len(arrays)
         return [self.verdict(p, s, f) for p, s, f in zip(out.medical_probability, scores, forced)]
@@ -199,7 +219,17 @@ def verify_file(path: Path, expected_sha256: str | None) -> None:
         raise ModelError(f"model file {path} is corrupt: its sha256 does not match model.json")
 
 
-def _load_keras(path: Path, classes: int):
+def _keras_runners(path: Path, classes: int) -> ThreadRunners:
+    """One shared runner, called under a lock (TensorFlow spreads a call over the cores itself)."""
+    run, lock = _load_keras(path, classes), threading.Lock()
+
+    def locked(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        with lock:
+            return run(batch)
+    return ThreadRunners(lambda threads: locked)
+
+
+def _load_keras(path: Path, classes: int) -> Runner:
     """A runner batch -> (probabilities, modality scores or None); outputs found by name."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -228,14 +258,19 @@ def _load_keras(path: Path, classes: int):
     return run
 
 
-def _load_litert(path: Path, classes: int):
-    """A runner batch -> (probabilities, modality scores or None); outputs found by their width."""
+def _litert_runners(path: Path, classes: int) -> ThreadRunners:
+    """An interpreter per thread and thread count (checked now: the package is installed)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
         raise ModelError("engine 'litert' needs the ai-edge-litert package") from exc
+    return ThreadRunners(functools.partial(_load_litert, Interpreter, path, classes))
+
+
+def _load_litert(interpreter: type, path: Path, classes: int, threads: int) -> Runner:
+    """A runner batch -> (probabilities, modality scores or None); outputs found by their width."""
     try:
-        interp = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+        interp = interpreter(model_path=str(path), num_threads=threads)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot load LiteRT model {path}: {exc}") from exc
     inp = interp.get_input_details()[0]["index"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from medcrawl.labels import MEDICAL
-from medcrawl.model.classifier import Classifier, Prediction
+from medcrawl.model.classifier import CPUS, Classifier, Prediction
 from medcrawl.model.images import DEFAULT_MAX_PIXELS, ImageError, open_image, release_memory, to_rgb
 from medcrawl.model.panels import find_panels, is_compound
 from medcrawl.items import ImageItem
@@ -18,7 +19,10 @@ from medcrawl.items import ImageItem
 # What a row's label_source may say besides "model": its file format made it medical.
 FORMAT_LABEL_SOURCES = ("dicom", "nifti")
 # Threads that decode a batch's images side by side (Pillow releases the GIL while decoding).
-DECODE_THREADS = min(4, os.cpu_count() or 1)
+DECODE_THREADS = min(4, CPUS)
+# Images per model call: each decode thread decodes a chunk, then runs the model on it with its
+# share of the cores (one LiteRT thread on a small batch costs the least CPU per image).
+MODEL_CHUNK = 4
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -31,6 +35,19 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
     status ``ok``, ``skipped`` or ``error`` and a specific reason. ``preview`` > 0 keeps a
     thumbnail that big in ``item.preview``. Blocking: call off the reactor.
     """
+    todo = _to_label(items)
+    prepare = functools.partial(_prepare, classifier, min_size=min_size, max_pixels=max_pixels,
+                                preview=preview)
+    size = max(1, min(MODEL_CHUNK, -(-len(todo) // DECODE_THREADS)))
+    chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
+    threads = CPUS if len(chunks) < 2 else max(1, CPUS // DECODE_THREADS)
+    list(_decode_map(functools.partial(_label_chunk, classifier, prepare, threads=threads), chunks))
+    release_memory()                              # the batch's decode buffers, back to the system
+    return items
+
+
+def _to_label(items: list[ImageItem]) -> list[ImageItem]:
+    """The items with bytes to label; those without fail ``no_content`` (error/skipped ones stay)."""
     todo = []
     for item in items:
         if item.status in ("error", "skipped"):
@@ -39,31 +56,36 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
             item.fail("no_content")
             continue
         todo.append(item)
-    prepare = functools.partial(_prepare, classifier, min_size=min_size, max_pixels=max_pixels,
-                                preview=preview)
-    ready, arrays = [], []
-    for item, result in zip(todo, _decode_map(prepare, todo)):
-        if isinstance(result, ImageError):
-            item.fail(result.reason, result.status)
-            item.width, item.height = result.size or (item.width, item.height)
-            item.modality, item.label_source = "", ""    # failed rows have no modality or label
-            continue
-        info, array = result
-        item.width, item.height = info.width, info.height
-        item.format = item.format or info.format  # a rendered DICOM/NIfTI frame keeps its file's format
-        item.preview = info.preview
-        item.compound, item.panel_boxes = is_compound(info.panels), info.panels
-        ready.append(item)
-        arrays.append(array)
-    by_format = [item.label_source in FORMAT_LABEL_SOURCES for item in ready]
-    for item, verdict in zip(ready, classifier.classify_arrays(arrays, by_format)):
+    return todo
+
+
+def _take(item: ImageItem, result) -> np.ndarray | None:
+    """Fill the item from its decode: size, format, preview, panels; its model input, or None
+    (the item failed: the ImageError's reason)."""
+    if isinstance(result, ImageError):
+        item.fail(result.reason, result.status)
+        item.width, item.height = result.size or (item.width, item.height)
+        item.modality, item.label_source = "", ""    # failed rows have no modality or label
+        return None
+    info, array = result
+    item.width, item.height = info.width, info.height
+    item.format = item.format or info.format  # a rendered DICOM/NIfTI frame keeps its file's format
+    item.preview = info.preview
+    item.compound, item.panel_boxes = is_compound(info.panels), info.panels
+    return array
+
+
+def _label_chunk(classifier: Classifier, prepare, items: list[ImageItem], threads: int) -> None:
+    """Decode a few items, then one model call (on ``threads`` cores) for those that decoded."""
+    ready = [(item, array) for item in items if (array := _take(item, prepare(item))) is not None]
+    by_format = [item.label_source in FORMAT_LABEL_SOURCES for item, _ in ready]
+    verdicts = classifier.classify_arrays([array for _, array in ready], by_format, threads)
+    for (item, _), verdict in zip(ready, verdicts):
         item.label, item.confidence = verdict.label, round(verdict.confidence, 6)
         item.label_source = item.label_source if item.label_source in FORMAT_LABEL_SOURCES else "model"
         item.medical_probability = round(verdict.medical_probability, 6)
         item.model, item.status, item.error = classifier.name, "ok", ""
         set_modality(item, verdict)
-    release_memory()                              # the batch's decode buffers, back to the system
-    return items
 
 
 def set_modality(item: ImageItem, verdict: Prediction) -> None:
@@ -93,7 +115,7 @@ def _prepare(classifier: Classifier, item: ImageItem, min_size: int, max_pixels:
         return exc
 
 
-def _decode_map(fn, items: list[ImageItem]):
+def _decode_map(fn, items: list):
     """``fn`` over the items in order, on the shared decode threads when there are several."""
     global _pool
     if len(items) < 2 or DECODE_THREADS < 2:
