@@ -1,7 +1,9 @@
-"""Harvest stats (rows by outcome, progress and summary lines) and the HTML report at the end."""
+"""Harvest stats (rows by outcome, progress and summary lines), the HTML report at the end, and
+start-up's objects kept out of the garbage collector's way."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import subprocess
@@ -155,3 +157,24 @@ class HarvestReport:
             logger.error("Harvest report not written: %s", proc.stderr.strip()[-2000:])
         else:
             logger.info("Harvest report: %s", self.path)
+
+
+class FrozenStartup:
+    """Start-up's objects (imported modules, the model, settings) frozen out of the garbage
+    collector's sight while the spider runs (``gc.freeze``): its full collections then walk what
+    the crawl made, not everything medcrawl imported (bench_crawl: their CPU time halved, about 2 %
+    of the crawl's)."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> FrozenStartup:
+        ext = cls()
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self) -> None:
+        gc.collect()
+        gc.freeze()
+
+    def spider_closed(self) -> None:
+        gc.unfreeze()

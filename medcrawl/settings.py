@@ -37,6 +37,7 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "medcrawl.extensions.HarvestStats": 500,
     "medcrawl.extensions.HarvestReport": 510,      # only with MEDCRAWL_REPORT
+    "medcrawl.extensions.FrozenStartup": 520,
 }
 # Crash-safe JOBDIR, Redis frontier, JavaScript pages: switched on by settings
 # (JOBDIR, MEDCRAWL_REDIS_URL, -a js=true / MEDCRAWL_JS_DOMAINS); docs/scale.md.
