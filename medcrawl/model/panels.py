@@ -39,7 +39,8 @@ def find_panels(image: Image.Image, size: tuple[int, int] | None = None) -> tupl
     if min(image.size) < MIN_FIGURE_SIDE:
         return ((0, 0, width, height),)
     gap = max(1, round(MIN_GUTTER * max(image.size)))
-    panels = max((_panels(mask, gap) for mask in _gutter_masks(image.convert("RGB"))), key=len)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    panels = max((_panels(mask, gap) for mask in _gutter_masks(rgb)), key=len)
     if len(panels) < 2 or _area(panels) < MIN_COVER * image.width * image.height:
         return ((0, 0, width, height),)
     sx, sy = width / image.width, height / image.height
@@ -62,7 +63,7 @@ def _gutter_masks(image: Image.Image) -> list[np.ndarray]:
     low = np.minimum(np.minimum(channels[0], channels[1]), channels[2])
     high = np.maximum(np.maximum(channels[0], channels[1]), channels[2])
     masks = [low >= 255 - TOLERANCE, high <= TOLERANCE]
-    colour = np.array([np.median(np.concatenate([c[0], c[-1], c[:, 0], c[:, -1]])) for c in channels])
+    colour = np.median([np.concatenate([c[0], c[-1], c[:, 0], c[:, -1]]) for c in channels], axis=1)
     if TOLERANCE < colour.min() and colour.max() < 255 - TOLERANCE:
         near = [(channel >= value - TOLERANCE) & (channel <= value + TOLERANCE)
                 for channel, value in zip(channels, colour.astype(np.uint8))]
