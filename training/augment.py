@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import random
 
-import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 
@@ -53,20 +52,6 @@ def tint(img: Image.Image, rng: random.Random) -> Image.Image:
     dark = tuple(rng.randint(0, 90) for _ in range(3))
     light = tuple(rng.randint(160, 255) for _ in range(3))
     return ImageOps.colorize(ImageOps.grayscale(img), dark, light)
-
-
-def false_colour(img: Image.Image, rng: random.Random) -> Image.Image:
-    """Map the grey levels onto a random ramp of 3-5 colours of rising brightness: the look-up
-    tables of rendered MRI/PET slices, heat maps and false-colour scientific images."""
-    stops = rng.randint(3, 5)
-    levels = sorted(rng.uniform(0, 1) for _ in range(stops - 2))
-    colours = [[rng.randint(0, 60) for _ in range(3)]]
-    for level in levels:
-        colours.append([rng.randint(int(255 * level * 0.5), 255) for _ in range(3)])
-    colours.append([rng.randint(190, 255) for _ in range(3)])
-    ramp = np.array([0.0, *levels, 1.0]) * 255
-    lut = np.stack([np.interp(np.arange(256), ramp, [c[i] for c in colours]) for i in range(3)], axis=1)
-    return Image.fromarray(lut.astype(np.uint8)[np.asarray(ImageOps.grayscale(img))])
 
 
 def down_up(img: Image.Image, rng: random.Random) -> Image.Image:

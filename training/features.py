@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from medcrawl.model import images
-from training.augment import augment, false_colour
+from training.augment import augment
 
 CHUNK = 1024
-FALSE_COLOUR_FROM_VIEW = 3   # views 1-2: augment(); from view 3 on, half are also false-coloured
 
 
 def load_view(path: str, size: int, view: int, seed: int) -> np.ndarray | None:
@@ -25,10 +24,7 @@ def load_view(path: str, size: int, view: int, seed: int) -> np.ndarray | None:
             return images.prepare(data, size)[1]
         img, _ = images.open_image(data)
         rng = random.Random(f"{seed}:{view}:{path}")
-        img = augment(images.to_rgb(img), rng)
-        if view >= FALSE_COLOUR_FROM_VIEW and rng.random() < 0.5:
-            img = false_colour(img, rng)
-        return images.resize_square(img, size)
+        return images.resize_square(augment(images.to_rgb(img), rng), size)
     except (OSError, images.ImageError):
         return None
 
