@@ -240,7 +240,9 @@ def test_classify_page_and_pdf_give_the_same_columns(site, tmp_path, capsysbinar
     table = capsysbinary.readouterr().out.decode().splitlines()
     assert table[0].split()[-1] == "caption"
     line = next(t for t in table if "/img/f1-thumb.png " in t)
-    assert "Figure 1. Post" in line and line.endswith("…")        # cut in the table only
+    [caption] = [r["caption"] for r in rows if r["image_url"].endswith("/img/f1-thumb.png")]
+    cell = line.split("  ")[-1].strip()
+    assert cell.startswith("Figure 1.") and cell.endswith("…") and caption.startswith(cell[:-1])  # cut in the table only
     assert max(map(len, table)) <= shutil.get_terminal_size((120, 24)).columns
 
 
