@@ -27,7 +27,7 @@ def one_output_copy(clf, out: Path) -> Path:
     model = keras.saving.load_model(clf.model_dir / clf.meta["files"]["keras"], compile=False)
     one = keras.Model(model.input, model.get_layer("medical_probability").output)
     meta = {k: v for k, v in clf.meta.items()
-            if k not in ("modalities", "modality_min_confidence", "files", "sha256", "input_size")}
+            if k not in ("modalities", "modality_min_confidence", "files", "sha256", "input_size", "refine")}
     probe = np.random.default_rng(0).integers(0, 256, (2, clf.input_size, clf.input_size, 3), np.uint8)
     save_model_dir(one, out, meta, probe)
     return out

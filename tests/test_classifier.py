@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medcrawl.labels import MODALITIES, OTHER_MODALITY
-from medcrawl.config import LoadedModel
+from medcrawl.config import DEFAULT_MODEL_DIR, LoadedModel
 from medcrawl.model.classifier import Classifier, ModelError
 from tests.support.modality_model import corrupted_copy
 from tests.support.oneoff_assets import mri_png, photo_jpeg
@@ -149,3 +149,62 @@ def test_native_info_lines_are_dropped_and_the_rest_passed_on(capfd):
     with native_info_silenced():
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nWARNING: kept\n")
     assert capfd.readouterr().err == "WARNING: kept\n"
+
+
+
+def grey(data: bytes) -> bytes:
+    import io
+    from PIL import Image
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("L").save(out, "PNG")
+    return out.getvalue()
+
+
+def cascade_copy(tmp_path, band) -> Classifier:
+    """The shipped model and its refine model, the band set to ``band`` (files linked, not copied)."""
+    folder = tmp_path / f"cascade-{band[0]}-{band[1]}"
+    folder.mkdir()
+    for entry in DEFAULT_MODEL_DIR.iterdir():
+        if entry.name != "model.json":
+            (folder / entry.name).symlink_to(entry)
+    meta = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    meta["refine"] = dict(meta["refine"], band=list(band))
+    (folder / "model.json").write_text(json.dumps(meta))
+    return Classifier.load(folder)
+
+
+def test_the_cascade_refines_exactly_the_images_inside_its_band(tmp_path):
+    from medcrawl.items import ImageItem
+    from medcrawl.model.labelling import label_items
+    bodies = [mri_png(), photo_jpeg(), grey(photo_jpeg())]
+    everything, nothing = cascade_copy(tmp_path, (1e-6, 1 - 1e-6)), cascade_copy(tmp_path, (0.5, 0.5 + 1e-9))
+    refiner = everything.refiner
+    assert refiner is not None and refiner.input_size > everything.input_size
+    first = everything.predict_all(np.stack([everything.prepare(b)[1] for b in bodies]))
+    second = refiner.predict_all(np.stack([refiner.prepare(b)[1] for b in bodies]))
+    mean = [everything.verdict(p, m) for p, m in zip((first.medical_probability + second.medical_probability) / 2,
+                                                     (first.modality + second.modality) / 2)]
+    alone = [everything.verdict(p, m) for p, m in zip(first.medical_probability, first.modality)]
+    for clf, expected in ((everything, mean), (nothing, alone)):
+        items = [ImageItem(body=b) for b in bodies]
+        label_items(clf, items, min_size=0)
+        assert [i.medical_probability for i in items] == pytest.approx(
+            [v.medical_probability for v in expected], abs=1e-5)
+        assert [(i.label, i.modality) for i in items] == [(v.label, v.modality) for v in expected]
+    assert [v.medical_probability for v in everything.classify_bytes(bodies)] == pytest.approx(
+        [v.medical_probability for v in mean], abs=1e-6)
+    assert np.abs(first.medical_probability - second.medical_probability).max() > 1e-3
+
+
+@pytest.mark.parametrize("refine", [{"model": "refine", "band": [0.8, 0.2]}, {"band": [0.2, 0.8]},
+                                    {"model": "refine", "band": 0.5}, "refine"])
+def test_a_bad_refine_entry_is_refused(tmp_path, refine):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for entry in DEFAULT_MODEL_DIR.iterdir():
+        if entry.name != "model.json":
+            (folder / entry.name).symlink_to(entry)
+    meta = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps(dict(meta, refine=refine)))
+    with pytest.raises(ModelError, match="refine"):
+        Classifier.load(folder)

@@ -220,7 +220,7 @@ def test_batched_inference(capsys, classifier, folder, monkeypatch):
     calls = []
     real = classifier.predict_all
     monkeypatch.setattr(classifier, "predict_all",
-                        lambda batch, threads: calls.append(len(batch)) or real(batch, threads))
+                        lambda batch, threads, refine=None: calls.append(len(batch)) or real(batch, threads, refine))
     monkeypatch.setattr(labelling, "DECODE_THREADS", 1)    # one thread: one model call per batch
     code, rows, _ = classify(capsys, folder, "--batch-size", "2")
     # sorted: [broken, drawing] [empty, fake] [icon (too small), notes (unsupported)] [photo, mri]

@@ -37,11 +37,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def predict_paths(clf: Classifier, paths: list[str], batch_size: int):
     """Medical probability per path (NaN where the file cannot be decoded) and, for a model with a
     modality head, the modality scores (N, K); else None."""
-    def load(path):
+    def load(path, model=clf):
         try:
-            return clf.prepare(Path(path).read_bytes())[1]
+            return model.prepare(Path(path).read_bytes())[1]
         except (OSError, ImageError):
             return None
+
+    def refine_inputs(batch_paths):
+        return lambda rows: np.stack([load(batch_paths[i], clf.refiner) for i in rows])
     probs = np.full(len(paths), np.nan, np.float32)
     scores = np.full((len(paths), len(clf.modalities)), np.nan, np.float32) if clf.modalities else None
     with ThreadPoolExecutor(2) as pool:
@@ -49,7 +52,8 @@ def predict_paths(clf: Classifier, paths: list[str], batch_size: int):
             arrays = list(pool.map(load, paths[start:start + batch_size]))
             ok = [i for i, a in enumerate(arrays) if a is not None]
             if ok:
-                out = clf.predict_all(np.stack([arrays[i] for i in ok]))
+                out = clf.predict_all(np.stack([arrays[i] for i in ok]),
+                                      refine_inputs=refine_inputs([paths[start + i] for i in ok]))
                 probs[[start + i for i in ok]] = out.medical_probability
                 if scores is not None:
                     scores[[start + i for i in ok]] = out.modality

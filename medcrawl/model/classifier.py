@@ -82,6 +82,8 @@ class Classifier:
         self.threshold = float(meta["threshold"])
         self.modalities: tuple[str, ...] = tuple(meta.get("modalities") or ())
         self.modality_min_confidence = float(meta.get("modality_min_confidence") or 0.0)
+        self.refiner: Classifier | None = None    # the cascade's second model (model.json "refine")
+        self.refine_band = (0.0, 0.0)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, engine: str | None = None) -> "Classifier":
@@ -100,7 +102,23 @@ class Classifier:
         runners = _litert_runners(path, classes) if engine == "litert" else _keras_runners(path, classes)
         clf = cls(model_dir, meta, runners, engine)
         clf._check_shape()
+        if "refine" in meta:
+            clf._load_refiner(meta["refine"], engine)
         return clf
+
+    def _load_refiner(self, refine: dict, engine: str) -> None:
+        """The cascade: a second, larger model in a folder of this one, for the images whose
+        probability falls inside ``band``; it must name the same modalities."""
+        band = refine.get("band") if isinstance(refine, dict) else None
+        if not (isinstance(band, list) and len(band) == 2 and 0 < band[0] < band[1] < 1
+                and isinstance(refine.get("model"), str)):
+            raise ModelError(f"{self.model_dir}/model.json: \"refine\" must name a model folder and "
+                             f"a band [low, high] within 0..1; got {refine!r}")
+        self.refiner = Classifier.load(self.model_dir / refine["model"], engine)
+        if self.refiner.modalities != self.modalities:
+            raise ModelError(f"{self.refiner.model_dir} names modalities {self.refiner.modalities}, "
+                             f"{self.model_dir} {self.modalities}")
+        self.refine_band = (float(band[0]), float(band[1]))
 
     def _check_shape(self) -> None:
         probe = np.zeros((1, self.input_size, self.input_size, 3), np.uint8)
@@ -122,9 +140,15 @@ class Classifier:
         """Medical probabilities (float32, shape (N,)) for a uint8 batch (N, S, S, 3)."""
         return self.predict_all(batch).medical_probability
 
-    def predict_all(self, batch: np.ndarray, threads: int = CPUS) -> Outputs:
+    def predict_all(self, batch: np.ndarray, threads: int = CPUS,
+                    refine_inputs: Callable[[list[int]], np.ndarray] | None = None) -> Outputs:
         """Every output of one model call on a uint8 batch (N, S, S, 3); ``threads``: the cores
-        this call may use (the machine's; fewer when several threads call the model at once)."""
+        this call may use (the machine's; fewer when several threads call the model at once).
+
+        ``refine_inputs(indices)``: those images at the refine model's size; given, the images this
+        model is unsure of (inside its refine band) take the mean of its and the refine model's
+        outputs (the cascade).
+        """
         batch = np.asarray(batch)
         expected = (self.input_size, self.input_size, 3)
         if batch.ndim != 4 or batch.shape[1:] != expected or batch.dtype != np.uint8:
@@ -134,8 +158,24 @@ class Classifier:
             empty = np.zeros((0, len(self.modalities)), np.float32) if self.modalities else None
             return Outputs(np.zeros((0,), np.float32), empty)
         probability, modality = self._runners.get(threads)(batch)
-        return Outputs(np.asarray(probability, np.float32).reshape(-1),
-                       None if modality is None else np.asarray(modality, np.float32))
+        out = Outputs(np.asarray(probability, np.float32).reshape(-1),
+                      None if modality is None else np.asarray(modality, np.float32))
+        return out if refine_inputs is None else self._refined(out, refine_inputs, threads)
+
+    def _refined(self, out: Outputs, refine_inputs: Callable[[list[int]], np.ndarray],
+                 threads: int) -> Outputs:
+        """``out`` with the unsure rows' outputs averaged with the refine model's."""
+        low, high = self.refine_band
+        unsure = np.flatnonzero((out.medical_probability > low) & (out.medical_probability < high))
+        if self.refiner is None or unsure.size == 0:
+            return out
+        better = self.refiner.predict_all(refine_inputs(unsure.tolist()), threads)
+        probability = out.medical_probability.copy()
+        probability[unsure] = (probability[unsure] + better.medical_probability) / 2
+        modality = None if out.modality is None else out.modality.copy()
+        if modality is not None and better.modality is not None:
+            modality[unsure] = (modality[unsure] + better.modality) / 2
+        return Outputs(probability, modality)
 
     def verdict(self, probability: float, modality_scores: np.ndarray | None = None,
                 medical_by_format: bool = False) -> Prediction:
@@ -167,13 +207,24 @@ class Classifier:
         return images.prepare(data, self.input_size, min_size=min_size, max_pixels=max_pixels,
                               preview=preview, panels=panels)
 
+    def classify_bytes(self, blobs: list[bytes], **prepare_args) -> list[Prediction]:
+        """Verdicts for encoded images, the cascade included (``prepare_args``: see ``prepare``);
+        raises images.ImageError for an image it cannot read."""
+        arrays = [self.prepare(blob, **prepare_args)[1] for blob in blobs]
+
+        def refine_inputs(rows: list[int]) -> np.ndarray:
+            assert self.refiner is not None
+            return np.stack([self.refiner.prepare(blobs[i], **prepare_args)[1] for i in rows])
+        return self.classify_arrays(arrays, refine_inputs=refine_inputs)
+
     def classify_arrays(self, arrays: list[np.ndarray], medical_by_format: list[bool] | None = None,
-                        threads: int = CPUS) -> list[Prediction]:
-        """Verdicts for already prepared inputs (``medical_by_format``: see ``verdict``; ``threads``:
-        see ``predict_all``)."""
+                        threads: int = CPUS,
+                        refine_inputs: Callable[[list[int]], np.ndarray] | None = None) -> list[Prediction]:
+        """Verdicts for already prepared inputs (``medical_by_format``: see ``verdict``; ``threads``
+        and ``refine_inputs``: see ``predict_all``)."""
         if not arrays:
             return []
-        out = self.predict_all(np.stack(arrays), threads)
+        out = self.predict_all(np.stack(arrays), threads, refine_inputs)
         scores = [None] * len(arrays) if out.modality is None else out.modality
         forced = medical_by_format or [False] * len(arrays)
         return [self.verdict(p, s, f) for p, s, f in zip(out.medical_probability, scores, forced)]

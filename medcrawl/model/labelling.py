@@ -41,7 +41,8 @@ def label_items(classifier: Classifier, items: list[ImageItem], min_size: int = 
     size = max(1, min(MODEL_CHUNK, -(-len(todo) // DECODE_THREADS)))
     chunks = [todo[start:start + size] for start in range(0, len(todo), size)]
     threads = CPUS if len(chunks) < 2 else max(1, CPUS // DECODE_THREADS)
-    list(_decode_map(functools.partial(_label_chunk, classifier, prepare, threads=threads), chunks))
+    refine = functools.partial(_refine_inputs, classifier, max_pixels=max_pixels)
+    list(_decode_map(functools.partial(_label_chunk, classifier, prepare, refine, threads=threads), chunks))
     release_memory()                              # the batch's decode buffers, back to the system
     return items
 
@@ -75,17 +76,25 @@ def _take(item: ImageItem, result) -> np.ndarray | None:
     return array
 
 
-def _label_chunk(classifier: Classifier, prepare, items: list[ImageItem], threads: int) -> None:
-    """Decode a few items, then one model call (on ``threads`` cores) for those that decoded."""
+def _label_chunk(classifier: Classifier, prepare, refine, items: list[ImageItem], threads: int) -> None:
+    """Decode a few items, then one model call (on ``threads`` cores) for those that decoded (and
+    the cascade's second call for those the model is unsure of)."""
     ready = [(item, array) for item in items if (array := _take(item, prepare(item))) is not None]
     by_format = [item.label_source in FORMAT_LABEL_SOURCES for item, _ in ready]
-    verdicts = classifier.classify_arrays([array for _, array in ready], by_format, threads)
+    verdicts = classifier.classify_arrays([array for _, array in ready], by_format, threads,
+                                          lambda rows: refine([ready[i][0] for i in rows]))
     for (item, _), verdict in zip(ready, verdicts):
         item.label, item.confidence = verdict.label, round(verdict.confidence, 6)
         item.label_source = item.label_source if item.label_source in FORMAT_LABEL_SOURCES else "model"
         item.medical_probability = round(verdict.medical_probability, 6)
         item.model, item.status, item.error = classifier.name, "ok", ""
         set_modality(item, verdict)
+
+
+def _refine_inputs(classifier: Classifier, items: list[ImageItem], max_pixels: int | None) -> np.ndarray:
+    """The items' images at the refine model's size (they decoded once already)."""
+    assert classifier.refiner is not None
+    return np.stack([classifier.refiner.prepare(item.body or b"", max_pixels=max_pixels)[1] for item in items])
 
 
 def set_modality(item: ImageItem, verdict: Prediction) -> None:
