@@ -72,6 +72,25 @@ class ThreadRunners:
         return own[threads]
 
 
+class SharedRunner(ThreadRunners):
+    """One one-thread runner for every calling thread, called under a lock: for a model called
+    for few images (the cascade's refine model), where an interpreter per thread costs memory."""
+
+    def __init__(self, make: Callable[[int], Runner]):
+        super().__init__(make)
+        self._lock = threading.Lock()
+        self._runner: Runner | None = None
+
+    def get(self, threads: int) -> Runner:
+        return self._locked
+
+    def _locked(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        with self._lock:
+            if self._runner is None:
+                self._runner = self._make(1)
+            return self._runner(batch)
+
+
 class Classifier:
     """A loaded model: ``predict`` takes uint8 RGB batches of shape (N, S, S, 3)."""
 
@@ -86,10 +105,12 @@ class Classifier:
         self.refine_band = (0.0, 0.0)
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike, engine: str | None = None) -> "Classifier":
+    def load(cls, model_dir: str | os.PathLike, engine: str | None = None,
+             shared: bool = False) -> "Classifier":
         """Load and verify a model directory (model.json, model.keras, model.tflite).
 
         ``engine`` None: the model's own. Loaded once per process for a crawl or command: ``config.LoadedModel``.
+        ``shared``: one LiteRT interpreter for all threads (``SharedRunner``).
         """
         model_dir = Path(model_dir)
         meta = read_metadata(model_dir)
@@ -99,7 +120,7 @@ class Classifier:
         for name in meta["files"].values():
             verify_file(model_dir / name, meta["sha256"].get(name))
         path, classes = model_dir / meta["files"][engine], len(meta.get("modalities") or ())
-        runners = _litert_runners(path, classes) if engine == "litert" else _keras_runners(path, classes)
+        runners = _litert_runners(path, classes, shared) if engine == "litert" else _keras_runners(path, classes)
         clf = cls(model_dir, meta, runners, engine)
         clf._check_shape()
         if "refine" in meta:
@@ -114,7 +135,7 @@ class Classifier:
                 and isinstance(refine.get("model"), str)):
             raise ModelError(f"{self.model_dir}/model.json: \"refine\" must name a model folder and "
                              f"a band [low, high] within 0..1; got {refine!r}")
-        self.refiner = Classifier.load(self.model_dir / refine["model"], engine)
+        self.refiner = Classifier.load(self.model_dir / refine["model"], engine, shared=True)
         if self.refiner.modalities != self.modalities:
             raise ModelError(f"{self.refiner.model_dir} names modalities {self.refiner.modalities}, "
                              f"{self.model_dir} {self.modalities}")
@@ -309,13 +330,15 @@ def _load_keras(path: Path, classes: int) -> Runner:
     return run
 
 
-def _litert_runners(path: Path, classes: int) -> ThreadRunners:
-    """An interpreter per thread and thread count (checked now: the package is installed)."""
+def _litert_runners(path: Path, classes: int, shared: bool = False) -> ThreadRunners:
+    """An interpreter per thread and thread count, or one for all (``shared``); checked now: the
+    package is installed."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
         raise ModelError("engine 'litert' needs the ai-edge-litert package") from exc
-    return ThreadRunners(functools.partial(_load_litert, Interpreter, path, classes))
+    make = functools.partial(_load_litert, Interpreter, path, classes)
+    return SharedRunner(make) if shared else ThreadRunners(make)
 
 
 def _load_litert(interpreter: type, path: Path, classes: int, threads: int) -> Runner:
