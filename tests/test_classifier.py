@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,17 +161,21 @@ def grey(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def cascade_copy(tmp_path, band) -> Classifier:
-    """The shipped model and its refine model, the band set to ``band`` (files linked, not copied)."""
-    folder = tmp_path / f"cascade-{band[0]}-{band[1]}"
+def shipped_with(folder, refine) -> Path:
+    """The shipped model's files linked into ``folder``, its model.json's ``refine`` set to ``refine``."""
     folder.mkdir()
     for entry in DEFAULT_MODEL_DIR.iterdir():
         if entry.name != "model.json":
             (folder / entry.name).symlink_to(entry)
     meta = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
-    meta["refine"] = dict(meta["refine"], band=list(band))
-    (folder / "model.json").write_text(json.dumps(meta))
-    return Classifier.load(folder)
+    (folder / "model.json").write_text(json.dumps(dict(meta, refine=refine)))
+    return folder
+
+
+def cascade_copy(tmp_path, band) -> Classifier:
+    """The shipped model and its refine model, the band set to ``band``."""
+    refine = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["refine"]
+    return Classifier.load(shipped_with(tmp_path / f"cascade-{band[0]}-{band[1]}", dict(refine, band=list(band))))
 
 
 def test_the_cascade_refines_exactly_the_images_inside_its_band(tmp_path):
@@ -199,12 +204,5 @@ def test_the_cascade_refines_exactly_the_images_inside_its_band(tmp_path):
 @pytest.mark.parametrize("refine", [{"model": "refine", "band": [0.8, 0.2]}, {"band": [0.2, 0.8]},
                                     {"model": "refine", "band": 0.5}, "refine"])
 def test_a_bad_refine_entry_is_refused(tmp_path, refine):
-    folder = tmp_path / "bad"
-    folder.mkdir()
-    for entry in DEFAULT_MODEL_DIR.iterdir():
-        if entry.name != "model.json":
-            (folder / entry.name).symlink_to(entry)
-    meta = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps(dict(meta, refine=refine)))
     with pytest.raises(ModelError, match="refine"):
-        Classifier.load(folder)
+        Classifier.load(shipped_with(tmp_path / "bad", refine))
