@@ -73,8 +73,9 @@ class ThreadRunners:
 
 
 class SharedRunner(ThreadRunners):
-    """One one-thread runner for every calling thread, called under a lock: for a model called
-    for few images (the cascade's refine model), where an interpreter per thread costs memory."""
+    """One runner for every calling thread, called under a lock: Keras (TensorFlow spreads a call
+    over the cores itself), or a one-thread LiteRT interpreter for a model called for few images
+    (the cascade's refine model), where an interpreter per thread costs memory."""
 
     def __init__(self, make: Callable[[int], Runner]):
         super().__init__(make)
@@ -293,12 +294,8 @@ def verify_file(path: Path, expected_sha256: str | None) -> None:
 
 def _keras_runners(path: Path, classes: int) -> ThreadRunners:
     """One shared runner, called under a lock (TensorFlow spreads a call over the cores itself)."""
-    run, lock = _load_keras(path, classes), threading.Lock()
-
-    def locked(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        with lock:
-            return run(batch)
-    return ThreadRunners(lambda threads: locked)
+    run = _load_keras(path, classes)
+    return SharedRunner(lambda threads: run)
 
 
 def _load_keras(path: Path, classes: int) -> Runner:
